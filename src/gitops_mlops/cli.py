@@ -1,0 +1,137 @@
+"""The `mlops` command line. The only place where errors become exit codes.
+
+Exit codes: 0 success, 1 other error, 2 invalid spec, 4 gate failed, 5 build failed,
+6 promotion conflict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gitops_mlops import __version__
+from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+
+
+@dataclass(frozen=True)
+class Console:
+    """Where a command writes, and the environment it runs in (passed in, never read deep)."""
+
+    out: TextIO
+    err: TextIO
+    env: Mapping[str, str]
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.err)
+
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
+def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.reporting import diagnostics, github
+    from gitops_mlops.stages.validate import ValidateContext, validate
+
+    paths: list[str] = args.paths or ["mlops.yaml"]
+    found: list[Diagnostic] = []
+    for name in paths:
+        try:
+            spec = validate(ValidateContext(Path(name), name))
+        except SpecError as err:
+            found += err.diagnostics
+            continue
+        if args.format == "text":
+            console.print(f"{name}: valid ({spec.metadata.name}, {spec.task})")
+    if args.format == "json":
+        console.print(diagnostics.as_json(found))
+    elif found:
+        console.print(diagnostics.as_text(found))
+    if found and github.running_in_actions(console.env):
+        # stderr keeps stdout parseable (JSON); the runner reads commands from both.
+        console.say(diagnostics.as_annotations(found))
+    if found:
+        files = len({d.file for d in found})
+        console.say(
+            f"{len(found)} problem{'s' if len(found) != 1 else ''} in {files} file"
+            f"{'s' if files != 1 else ''}"
+        )
+        return SpecError.exit_code
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.spec.schema import schema_text
+
+    console.out.write(schema_text())
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.metrics import METRICS
+
+    for metric in METRICS.values():
+        tasks = "/".join(sorted(metric.tasks))
+        console.print(f"{metric.name:<20} {metric.direction:<7} {tasks:<26} {metric.description}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Validate, train, evaluate, gate, package and promote a model "
+        "declared in mlops.yaml.",
+        epilog="Exit codes: 0 ok, 1 error, 2 invalid spec, 4 gate failed, 5 build failed, "
+        "6 promotion conflict.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlops {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check mlops.yaml files")
+    validate.add_argument("paths", nargs="*", metavar="PATH", help="spec files (./mlops.yaml)")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.set_defaults(handler=_cmd_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")
+    schema.set_defaults(handler=_cmd_schema)
+
+    metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
+    metrics.set_defaults(handler=_cmd_metrics)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    console = Console(out or sys.stdout, err or sys.stderr, os.environ if env is None else env)
+    args = _parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, console)
+    except SpecError as error:
+        console.print(str(error))
+        return error.exit_code
+    except MlopsError as error:
+        console.say(f"error: {error}")
+        return error.exit_code
+    except KeyboardInterrupt:
+        console.say("interrupted")
+        return 130
+    except Exception as error:  # a bug: say so briefly; the traceback only on request
+        console.say(f"internal error: {type(error).__name__}: {error}")
+        if console.env.get("MLOPS_DEBUG"):
+            traceback.print_exc(file=console.err)
+        else:
+            console.say("This is a bug in mlops; rerun with MLOPS_DEBUG=1 and report the traceback.")
+        return 1

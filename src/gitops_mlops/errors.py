@@ -1,0 +1,47 @@
+"""The error tree. Each class owns one exit code; only `cli.main` turns them into exits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a file, located at a 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class MlopsError(Exception):
+    """Anything the user can act on. Exit code 1 unless a subclass says otherwise."""
+
+    exit_code = 1
+
+
+class SpecError(MlopsError):
+    """The spec (or a file it names) is invalid; carries every diagnostic found."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(str(d) for d in diagnostics))
+
+
+class GateFailed(MlopsError):
+    exit_code = 4
+
+
+class BuildError(MlopsError):
+    exit_code = 5
+
+
+class PromotionConflict(MlopsError):
+    exit_code = 6

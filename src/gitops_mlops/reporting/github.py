@@ -1,0 +1,38 @@
+"""GitHub Actions workflow commands, escaped as the runner expects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def running_in_actions(env: Mapping[str, str]) -> bool:
+    return env.get("GITHUB_ACTIONS") == "true"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(
+    level: str, message: str, file: str | None = None, line: int | None = None, col: int | None = None
+) -> str:
+    """`::error file=…,line=…,col=…::message`, with values escaped so input cannot inject."""
+    props = [
+        f"{name}={_escape_property(str(value))}"
+        for name, value in (("file", file), ("line", line), ("col", col))
+        if value is not None
+    ]
+    joined = " " + ",".join(props) if props else ""
+    return f"::{level}{joined}::{_escape_data(message)}"
+
+
+def group(title: str) -> str:
+    return f"::group::{_escape_data(title)}"
+
+
+def endgroup() -> str:
+    return "::endgroup::"

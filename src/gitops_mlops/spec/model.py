@@ -1,0 +1,351 @@
+"""The typed, frozen spec. `build` is the one place where defaults are applied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, Literal
+
+from gitops_mlops import metrics
+from gitops_mlops.metrics import Task
+
+Builtin = Literal["iris", "wine", "breast_cancer", "diabetes", "digits"]
+# Classes per builtin dataset (0: regression); lets validation reject e.g. roc_auc on iris.
+BUILTIN_CLASSES: dict[str, int] = {
+    "iris": 3,
+    "wine": 3,
+    "breast_cancer": 2,
+    "digits": 10,
+    "diabetes": 0,
+}
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    description: str = ""
+    owners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    builtin: str | None = None
+    path: str | None = None
+    format: str | None = None
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    test_size: float = 0.2
+    seed: int = 42
+    stratify: bool = True
+
+
+@dataclass(frozen=True)
+class Data:
+    train: Dataset
+    test: Dataset | None
+    split: Split
+
+
+@dataclass(frozen=True)
+class Search:
+    space: Mapping[str, tuple[Any, ...]]
+    method: Literal["grid", "random"] = "grid"
+    cv: int = 5
+    scoring: str | None = None
+    n_iter: int = 10
+    n_jobs: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Model:
+    estimator: str | None
+    command: tuple[str, ...] | None
+    params: Mapping[str, Any]
+    preprocess: Literal["auto", "none"] = "auto"
+    search: Search | None = None
+    timeout_seconds: int = 3600
+    seed: int = 0
+    allow_modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Confidence:
+    level: float = 0.95
+    resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Slice:
+    name: str
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Latency:
+    batch_size: int = 1
+    repeats: int = 200
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: tuple[str, ...]
+    confidence: Confidence | None
+    slices: tuple[Slice, ...]
+    latency: Latency | None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    on: Literal["estimate", "bound"]
+    slice: str | None = None
+    min: float | None = None
+    max: float | None = None
+    max_regression: float | None = None
+    relative: bool = False
+
+
+@dataclass(frozen=True)
+class Gate:
+    champion: str | None
+    thresholds: tuple[Threshold, ...]
+    no_champion: Literal["pass", "fail"] = "pass"
+    missing_metric: Literal["pass", "fail"] = "fail"
+
+
+@dataclass(frozen=True)
+class Container:
+    image: str
+    base_image: str = "python:3.11-slim"
+    port: int = 8080
+    smoke_test_input: str | None = None
+    size_budget_mb: float = 500
+
+
+@dataclass(frozen=True)
+class Target:
+    file: str
+    value: Literal["reference", "digest", "tag", "repository"]
+    kustomize_image: str | None = None
+    yaml_path: str | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    on: Literal["push", "dispatch"]
+    requires: str | None
+    reviewers: tuple[str, ...]
+    targets: tuple[Target, ...]
+    release_record: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    repository: str | None
+    base: str
+    labels: tuple[str, ...]
+    draft: bool
+    auto_merge: Literal[False, "merge", "squash", "rebase"]
+    environments: tuple[Environment, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    file: Path  # the spec file; relative paths in it are relative to its directory
+    metadata: Metadata
+    task: Task
+    data: Data
+    model: Model
+    evaluation: Evaluation
+    gate: Gate
+    container: Container | None
+    promotion: Promotion | None
+
+    @property
+    def root(self) -> Path:
+        return self.file.parent
+
+
+def build(data: Mapping[str, Any], file: Path) -> Spec:
+    """Turn a schema-valid document into a Spec with every default filled in."""
+    task: Task = data["task"]
+    return Spec(
+        file=file,
+        metadata=_metadata(data["metadata"]),
+        task=task,
+        data=_data(data["data"], task),
+        model=_model(data["model"]),
+        evaluation=_evaluation(data.get("evaluation", {}), task),
+        gate=_gate(data.get("gate", {})),
+        container=_container(data["container"]) if "container" in data else None,
+        promotion=_promotion(data["promotion"]) if "promotion" in data else None,
+    )
+
+
+def _metadata(raw: Mapping[str, Any]) -> Metadata:
+    return Metadata(raw["name"], raw.get("description", ""), tuple(raw.get("owners", ())))
+
+
+def _dataset(raw: Mapping[str, Any]) -> Dataset:
+    features = raw.get("features")
+    return Dataset(
+        builtin=raw.get("builtin"),
+        path=raw.get("path"),
+        format=raw.get("format"),
+        target=raw.get("target"),
+        features=tuple(features) if features is not None else None,
+    )
+
+
+def _data(raw: Mapping[str, Any], task: Task) -> Data:
+    split = raw.get("split", {})
+    return Data(
+        train=_dataset(raw["train"]),
+        test=_dataset(raw["test"]) if "test" in raw else None,
+        split=Split(
+            test_size=split.get("test_size", 0.2),
+            seed=split.get("seed", 42),
+            # Stratifying needs classes: on by default for classification only.
+            stratify=split.get("stratify", task == "classification") and task == "classification",
+        ),
+    )
+
+
+def _frozen(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(raw))
+
+
+def _model(raw: Mapping[str, Any]) -> Model:
+    search = raw.get("search")
+    command = raw.get("command")
+    return Model(
+        estimator=raw.get("estimator"),
+        command=tuple(command) if command is not None else None,
+        params=_frozen(raw.get("params", {})),
+        preprocess=raw.get("preprocess", "auto"),
+        search=_search(search) if search is not None else None,
+        timeout_seconds=raw.get("timeout_seconds", 3600),
+        seed=raw.get("seed", 0),
+        allow_modules=tuple(raw.get("allow_modules", ())),
+    )
+
+
+def _search(raw: Mapping[str, Any]) -> Search:
+    return Search(
+        space=MappingProxyType({k: tuple(v) for k, v in raw["space"].items()}),
+        method=raw.get("method", "grid"),
+        cv=raw.get("cv", 5),
+        scoring=raw.get("scoring"),
+        n_iter=raw.get("n_iter", 10),
+        n_jobs=raw.get("n_jobs", 1),
+        seed=raw.get("seed", 0),
+    )
+
+
+def _evaluation(raw: Mapping[str, Any], task: Task) -> Evaluation:
+    confidence = raw.get("confidence", {})
+    latency = raw.get("latency", {})
+    return Evaluation(
+        metrics=tuple(raw.get("metrics", metrics.DEFAULT_METRICS[task])),
+        confidence=Confidence(**confidence) if confidence is not False else None,
+        slices=tuple(
+            Slice(s["name"], s["where"]["column"], s["where"]["op"], s["where"]["value"])
+            for s in raw.get("slices", ())
+        ),
+        latency=Latency(**latency) if latency is not False else None,
+    )
+
+
+def _gate(raw: Mapping[str, Any]) -> Gate:
+    default_on = raw.get("on", "estimate")
+    return Gate(
+        champion=raw.get("champion"),
+        thresholds=tuple(
+            Threshold(
+                metric=t["metric"],
+                on=t.get("on", default_on),
+                slice=t.get("slice"),
+                min=t.get("min"),
+                max=t.get("max"),
+                max_regression=t.get("max_regression"),
+                relative=t.get("relative", False),
+            )
+            for t in raw.get("thresholds", ())
+        ),
+        no_champion=raw.get("no_champion", "pass"),
+        missing_metric=raw.get("missing_metric", "fail"),
+    )
+
+
+def _container(raw: Mapping[str, Any]) -> Container:
+    return Container(
+        image=raw["image"],
+        base_image=raw.get("base_image", "python:3.11-slim"),
+        port=raw.get("port", 8080),
+        smoke_test_input=raw.get("smoke_test", {}).get("input"),
+        size_budget_mb=raw.get("size_budget_mb", 500),
+    )
+
+
+def target_value(raw: Mapping[str, Any]) -> Literal["reference", "digest", "tag", "repository"]:
+    """What a target writes: explicit `value`, else guessed from the yaml_path's last part."""
+    if "value" in raw:
+        value: Literal["reference", "digest", "tag", "repository"] = raw["value"]
+        return value
+    last = str(raw.get("yaml_path", "")).rpartition(".")[2]
+    for guess in ("digest", "tag", "repository"):
+        if last == guess:
+            return guess  # type: ignore[return-value]
+    return "reference"
+
+
+def default_release_record(environment: str, targets: tuple[Target, ...]) -> str:
+    if targets:
+        parent = str(PurePosixPath(targets[0].file).parent)
+        return "model-release.yaml" if parent == "." else f"{parent}/model-release.yaml"
+    return f"releases/{environment}/model-release.yaml"
+
+
+def _environment(raw: Mapping[str, Any]) -> Environment:
+    targets = tuple(
+        Target(
+            file=t["file"],
+            value=target_value(t),
+            kustomize_image=t.get("kustomize_image"),
+            yaml_path=t.get("yaml_path"),
+            container=t.get("container"),
+        )
+        for t in raw.get("targets", ())
+    )
+    return Environment(
+        name=raw["name"],
+        on=raw.get("on", "dispatch"),
+        requires=raw.get("requires"),
+        reviewers=tuple(raw.get("reviewers", ())),
+        targets=targets,
+        release_record=raw.get("release_record") or default_release_record(raw["name"], targets),
+    )
+
+
+def _promotion(raw: Mapping[str, Any]) -> Promotion:
+    pull_request = raw.get("pull_request", {})
+    return Promotion(
+        repository=raw.get("repository"),
+        base=raw.get("base", "main"),
+        labels=tuple(pull_request.get("labels", ())),
+        draft=pull_request.get("draft", False),
+        auto_merge=pull_request.get("auto_merge", False),
+        environments=tuple(_environment(e) for e in raw["environments"]),
+    )

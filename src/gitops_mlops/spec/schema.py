@@ -1,0 +1,199 @@
+"""The published JSON Schema, and its errors turned into located, actionable messages."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from gitops_mlops.errors import Diagnostic
+from gitops_mlops.spec.document import Document, PathKey
+
+SCHEMA_RESOURCE = "mlops.v1.schema.json"
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def schema_text() -> str:
+    return resources.files("gitops_mlops").joinpath("schemas", SCHEMA_RESOURCE).read_text("utf-8")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(schema_text())
+    return loaded
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def check(doc: Document) -> list[Diagnostic]:
+    """Every schema violation in `doc`, each at the key or value it concerns."""
+    found: list[Diagnostic] = []
+    for error in _validator().iter_errors(doc.data):
+        found.extend(_diagnostics(doc, error, ()))
+    return found
+
+
+def display_path(path: PathKey) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _diagnostics(
+    doc: Document, error: jsonschema.ValidationError, prefix: PathKey
+) -> Iterator[Diagnostic]:
+    path: PathKey = (*prefix, *error.absolute_path)
+    keyword = error.validator
+    if keyword == "additionalProperties":
+        yield from _unknown_keys(doc, error, path)
+        return
+    if keyword in ("oneOf", "anyOf"):
+        yield from _alternatives(doc, error, path)
+        return
+    at_key = keyword in ("required", "dependentRequired", "minProperties")
+    loc = doc.key_location(path) if at_key else doc.value_location(path)
+    yield Diagnostic(doc.file, loc.line, loc.column, display_path(path), _message(error, path))
+
+
+def _unknown_keys(
+    doc: Document, error: jsonschema.ValidationError, path: PathKey
+) -> Iterator[Diagnostic]:
+    allowed = sorted(error.schema.get("properties", {}))
+    where = display_path(path)
+    for key in error.instance:
+        if key in allowed:
+            continue
+        hint = did_you_mean(key, allowed) or f"; allowed keys: {', '.join(allowed)}"
+        loc = doc.key_location((*path, key))
+        yield Diagnostic(
+            doc.file,
+            loc.line,
+            loc.column,
+            display_path((*path, key)),
+            f"unknown key {key!r} in {where}{hint}",
+        )
+
+
+def _alternatives(
+    doc: Document, error: jsonschema.ValidationError, path: PathKey
+) -> Iterator[Diagnostic]:
+    branches: list[dict[str, Any]] = error.validator_value
+    loc = doc.key_location(path)
+    where = display_path(path)
+    if all(set(b) == {"required"} for b in branches):
+        options = " | ".join(" + ".join(b["required"]) for b in branches)
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        matched = [b for b in branches if all(k in instance for k in b["required"])]
+        if error.validator == "oneOf" and len(matched) > 1:
+            message = f"{where} sets more than one of: {options}; keep only one"
+        else:
+            message = f"{where} needs one of: {options}"
+        yield Diagnostic(doc.file, loc.line, loc.column, where, message)
+        return
+    # Alternatives of different types (e.g. `false` or a mapping): explain the branch whose
+    # type matches the value, else say which types are accepted.
+    for index, branch in enumerate(branches):
+        if _type_matches(branch, error.instance):
+            for sub in error.context or []:
+                if sub.relative_schema_path and sub.relative_schema_path[0] == index:
+                    # absolute_path of a sub-error already includes the parent's path.
+                    yield from _diagnostics(doc, sub, ())
+            return
+    accepted = " or ".join(_describe(b) for b in branches)
+    vloc = doc.value_location(path)
+    yield Diagnostic(
+        doc.file, vloc.line, vloc.column, where, f"{where} must be {accepted}, not {_show(error.instance)}"
+    )
+
+
+def _type_matches(branch: dict[str, Any], value: Any) -> bool:
+    if "const" in branch:
+        return bool(branch["const"] == value and type(branch["const"]) is type(value))
+    kind = branch.get("type")
+    return kind == "object" and isinstance(value, dict)
+
+
+def _describe(branch: dict[str, Any]) -> str:
+    if "const" in branch:
+        return json.dumps(branch["const"])
+    return _TYPE_NAMES.get(str(branch.get("type")), "a value of another form")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
+    where = display_path(path)
+    value = error.validator_value
+    instance = error.instance
+    keyword = error.validator
+    if keyword == "required":
+        missing = [k for k in value if k not in instance]
+        return f"{where} is missing required key {missing[0]!r}"
+    if keyword == "dependentRequired":
+        pairs = [(k, [r for r in v if r not in instance]) for k, v in value.items() if k in instance]
+        key, needs = next((k, n) for k, n in pairs if n)
+        return f"{key!r} in {where} needs {needs[0]!r} too"
+    if keyword == "type":
+        wanted = value if isinstance(value, list) else [value]
+        names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
+        return f"{where} must be {names}, not {_show(instance)}"
+    if keyword == "enum":
+        options = ", ".join(json.dumps(v) for v in value)
+        hint = did_you_mean(instance, [v for v in value if isinstance(v, str)]) if isinstance(
+            instance, str
+        ) else ""
+        return f"{where} must be one of {options}, not {_show(instance)}{hint}"
+    if keyword == "const":
+        return f"{where} must be {json.dumps(value)}, not {_show(instance)}"
+    if keyword == "pattern":
+        description = error.schema.get("description", "")
+        return f"{where} {_show(instance)} is not of the expected form. {description}".strip()
+    bounds = {
+        "minimum": ">=",
+        "maximum": "<=",
+        "exclusiveMinimum": ">",
+        "exclusiveMaximum": "<",
+    }
+    if keyword in bounds:
+        return f"{where} must be {bounds[keyword]} {value}, not {_show(instance)}"
+    if keyword == "minItems":
+        return f"{where} needs at least {value} item{'s' if value != 1 else ''}"
+    if keyword == "uniqueItems":
+        return f"{where} lists the same item more than once"
+    if keyword == "minLength":
+        return f"{where} must not be empty"
+    if keyword == "maxLength":
+        return f"{where} must be at most {value} characters long"
+    if keyword == "minProperties":
+        return f"{where} needs at least {value} entr{'ies' if value != 1 else 'y'}"
+    return f"{where}: {error.message}"  # pragma: no cover - keywords the schema does not use

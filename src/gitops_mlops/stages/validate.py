@@ -1,0 +1,37 @@
+"""Stage 1: load a spec, check it against the schema and the semantic rules, build a Spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_mlops.errors import Diagnostic, SpecError
+from gitops_mlops.spec import document, model, schema, semantics
+
+
+@dataclass(frozen=True)
+class ValidateContext:
+    spec_path: Path
+    display: str  # the name used for the file in messages (as the user typed it)
+
+
+def validate(ctx: ValidateContext) -> model.Spec:
+    """The spec with defaults applied; raises SpecError listing every problem found."""
+    try:
+        doc = document.load_file(ctx.spec_path, ctx.display)
+    except document.DocumentError as err:
+        raise SpecError([Diagnostic(ctx.display, err.line, err.column, "", err.message)]) from None
+    # Semantic checks rely on the shapes the schema guarantees, so they run only on a
+    # schema-valid document; every schema error is still reported at once.
+    found = schema.check(doc)
+    if not found:
+        spec_dir = ctx.spec_path.parent.absolute()
+        found = semantics.check(doc, spec_dir, semantics.repository_root(spec_dir))
+    if found:
+        raise SpecError(sorted(found, key=lambda d: (d.line, d.column)))
+    return model.build(doc.data, ctx.spec_path)
+
+
+def load(spec_path: Path) -> model.Spec:
+    """Validate the spec at `spec_path` (the form every later stage uses)."""
+    return validate(ValidateContext(spec_path, str(spec_path)))
