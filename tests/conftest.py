@@ -25,4 +25,3 @@ def run_cli(*argv: str, env: Mapping[str, str] | None = None) -> Result:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), env=env or {}, out=out, err=err)
     return Result(code, out.getvalue(), err.getvalue())
-

@@ -12,7 +12,11 @@ from sklearn.datasets import load_diabetes
 
 frame = load_diabetes(as_frame=True, scaled=False).frame
 frame["sex"] = frame["sex"].map({1.0: "female", 2.0: "male"})
-frame.insert(1, "age_group", np.where(frame["age"] < 40, "young", np.where(frame["age"] < 60, "middle", "senior")))
+frame.insert(
+    1,
+    "age_group",
+    np.where(frame["age"] < 40, "young", np.where(frame["age"] < 60, "middle", "senior")),
+)
 rng = np.random.default_rng(7)
 for column in ("bmi", "bp"):
     frame.loc[rng.random(len(frame)) < 0.05, column] = np.nan

@@ -133,5 +133,7 @@ def main(
         if console.env.get("MLOPS_DEBUG"):
             traceback.print_exc(file=console.err)
         else:
-            console.say("This is a bug in mlops; rerun with MLOPS_DEBUG=1 and report the traceback.")
+            console.say(
+                "This is a bug in mlops; rerun with MLOPS_DEBUG=1 and report the traceback."
+            )
         return 1

@@ -30,7 +30,9 @@ def test_invalid_spec_is_reported_at_its_location(path: Path) -> None:
     line, column, fragment = expectation(path)
     result = run_cli("validate", str(path))
     assert result.code == 2, result.out + result.err
-    located = [row for row in result.out.splitlines() if row.startswith(f"{path}:{line}:{column}: ")]
+    located = [
+        row for row in result.out.splitlines() if row.startswith(f"{path}:{line}:{column}: ")
+    ]
     assert located, f"nothing reported at {line}:{column}:\n{result.out}"
     assert any(fragment in row for row in located), result.out
     assert "Traceback" not in result.out + result.err
@@ -64,7 +66,9 @@ def test_every_error_of_a_file_is_reported_not_only_the_first(tmp_path: Path) ->
 
 def test_json_format_lists_every_problem_with_its_location(tmp_path: Path) -> None:
     bad = SPECS / "invalid" / "unknown-nested-key.yaml"
-    result = run_cli("validate", "--format", "json", str(bad), str(SPECS / "valid" / "minimal.yaml"))
+    result = run_cli(
+        "validate", "--format", "json", str(bad), str(SPECS / "valid" / "minimal.yaml")
+    )
     assert result.code == 2
     problems = json.loads(result.out)
     assert {"file", "line", "column", "path", "message"} == set(problems[0])
@@ -89,9 +93,11 @@ def test_github_actions_get_error_annotations() -> None:
 
 def test_annotations_escape_newlines_and_percent_signs(tmp_path: Path) -> None:
     spec = tmp_path / "mlops.yaml"
-    spec.write_text((SPECS / "valid" / "minimal.yaml").read_text().replace(
-        "{name: minimal}", "{name: \"a%b\\nc\"}"
-    ))
+    spec.write_text(
+        (SPECS / "valid" / "minimal.yaml")
+        .read_text()
+        .replace("{name: minimal}", '{name: "a%b\\nc"}')
+    )
     result = run_cli("validate", str(spec), env={"GITHUB_ACTIONS": "true"})
     annotations = [r for r in result.err.splitlines() if r.startswith("::error")]
     assert len(annotations) == 1

@@ -19,6 +19,4 @@ def as_json(diagnostics: Sequence[Diagnostic]) -> str:
 
 
 def as_annotations(diagnostics: Sequence[Diagnostic]) -> str:
-    return "\n".join(
-        annotation("error", d.message, d.file, d.line, d.column) for d in diagnostics
-    )
+    return "\n".join(annotation("error", d.message, d.file, d.line, d.column) for d in diagnostics)

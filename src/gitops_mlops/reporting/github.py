@@ -18,7 +18,11 @@ def _escape_property(text: str) -> str:
 
 
 def annotation(
-    level: str, message: str, file: str | None = None, line: int | None = None, col: int | None = None
+    level: str,
+    message: str,
+    file: str | None = None,
+    line: int | None = None,
+    col: int | None = None,
 ) -> str:
     """`::error file=…,line=…,col=…::message`, with values escaped so input cannot inject."""
     props = [

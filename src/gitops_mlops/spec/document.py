@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -34,7 +34,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 class _CoreLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """A loader whose implicit types are those of the YAML 1.2 core schema."""
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    # Own table (PyYAML copies the parent's on first add); filled below.
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
 
 
 _CORE_RESOLVERS = [
@@ -162,6 +163,13 @@ def _compose(text: str) -> yaml.Node | None:
         return loader.get_single_node()  # type: ignore[no-any-return]
     except yaml.MarkedYAMLError as err:
         raise _syntax_error(err, text) from None
+    except yaml.reader.ReaderError as err:
+        before = text[: err.position]
+        line, column = before.count("\n") + 1, err.position - (before.rfind("\n") + 1) + 1
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        raise DocumentError(
+            f"control character U+{code:04X} is not allowed in YAML; remove it", line, column
+        ) from None
     except yaml.YAMLError as err:  # pragma: no cover - unmarked errors are rare
         raise DocumentError(f"YAML error: {err}") from None
     except RecursionError:
@@ -221,7 +229,9 @@ class _Builder:
             )
         if depth > MAX_DEPTH:
             raise DocumentError(
-                f"nesting is too deep (more than {MAX_DEPTH} levels)", mark.line + 1, mark.column + 1
+                f"nesting is too deep (more than {MAX_DEPTH} levels)",
+                mark.line + 1,
+                mark.column + 1,
             )
         self.doc.values.setdefault(path, Location(mark.line + 1, mark.column + 1))
         if id(node) in self.active:
@@ -235,7 +245,9 @@ class _Builder:
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+                return [
+                    self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
+                ]
             assert isinstance(node, yaml.MappingNode)
             return self._mapping(node, path, depth)
         finally:

@@ -59,7 +59,7 @@ def resolve(path: str, allowed: tuple[str, ...]) -> EstimatorInfo:
         kinds, params = source.describe(found[0], found[1])
         if kinds:
             return EstimatorInfo(path, frozenset(kinds), params)
-    elif _module_file(module) is not None and not source.dynamic(module):
+    elif _module_file(module) is not None and not source.dynamic(module, name):
         raise EstimatorError(f"{module} has no class {name!r}{suggest_class(path)}")
     return _imported(module, name, path)
 
@@ -136,7 +136,11 @@ def _sibling_modules(module: str) -> list[str]:
     package = _module_file(parent) if parent else None
     if package is None or package.name != "__init__.py":
         return []
-    return [f"{parent}.{p.stem}" for p in package.parent.iterdir() if not p.name.startswith("_")]
+    return [
+        f"{parent}.{p.stem}"
+        for p in package.parent.iterdir()
+        if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").is_file())
+    ]
 
 
 @cache
@@ -152,9 +156,7 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     found: list[ast.stmt] = []
     for stmt in body:
         found.append(stmt)
-        if isinstance(stmt, ast.If):
-            found += _top_level(stmt.body) + _top_level(stmt.orelse)
-        elif isinstance(stmt, ast.Try):
+        if isinstance(stmt, ast.If | ast.Try):
             found += _top_level(stmt.body) + _top_level(stmt.orelse)
     return found
 
@@ -196,13 +198,16 @@ class _Source:
                 return self.find(module, stmt.value.id, depth + 1)
         return None
 
-    def dynamic(self, module: str) -> bool:
-        """Whether the module may define names the source does not show."""
+    def dynamic(self, module: str, name: str) -> bool:
+        """Whether the module may define `name` in a way its source does not show."""
         file = _module_file(module)
         tree = _tree(file) if file else None
         if tree is None:
             return True
         for stmt in _top_level(tree.body):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
             if isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names):
                 return True
             if isinstance(stmt, ast.FunctionDef) and stmt.name == "__getattr__":

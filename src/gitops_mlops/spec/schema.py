@@ -125,7 +125,11 @@ def _alternatives(
     accepted = " or ".join(_describe(b) for b in branches)
     vloc = doc.value_location(path)
     yield Diagnostic(
-        doc.file, vloc.line, vloc.column, where, f"{where} must be {accepted}, not {_show(error.instance)}"
+        doc.file,
+        vloc.line,
+        vloc.column,
+        where,
+        f"{where} must be {accepted}, not {_show(error.instance)}",
     )
 
 
@@ -160,7 +164,9 @@ def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
         missing = [k for k in value if k not in instance]
         return f"{where} is missing required key {missing[0]!r}"
     if keyword == "dependentRequired":
-        pairs = [(k, [r for r in v if r not in instance]) for k, v in value.items() if k in instance]
+        pairs = [
+            (k, [r for r in v if r not in instance]) for k, v in value.items() if k in instance
+        ]
         key, needs = next((k, n) for k, n in pairs if n)
         return f"{key!r} in {where} needs {needs[0]!r} too"
     if keyword == "type":
@@ -169,9 +175,11 @@ def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
         return f"{where} must be {names}, not {_show(instance)}"
     if keyword == "enum":
         options = ", ".join(json.dumps(v) for v in value)
-        hint = did_you_mean(instance, [v for v in value if isinstance(v, str)]) if isinstance(
-            instance, str
-        ) else ""
+        hint = (
+            did_you_mean(instance, [v for v in value if isinstance(v, str)])
+            if isinstance(instance, str)
+            else ""
+        )
         return f"{where} must be one of {options}, not {_show(instance)}{hint}"
     if keyword == "const":
         return f"{where} must be {json.dumps(value)}, not {_show(instance)}"

@@ -30,7 +30,9 @@ class _Checker:
 
     def error(self, path: PathKey, message: str, at_key: bool = False) -> None:
         loc = self.doc.key_location(path) if at_key else self.doc.value_location(path)
-        self.found.append(Diagnostic(self.doc.file, loc.line, loc.column, display_path(path), message))
+        self.found.append(
+            Diagnostic(self.doc.file, loc.line, loc.column, display_path(path), message)
+        )
 
     # --- data -------------------------------------------------------------------------
     def data(self) -> None:
@@ -75,7 +77,9 @@ class _Checker:
         if not _inside(joined, root):
             self.error(path, f"{value!r} leaves the repository (..); keep data inside it")
         elif not _inside(joined.resolve(), root.resolve()):
-            self.error(path, f"{value!r} is a symlink that leaves the repository; keep data inside it")
+            self.error(
+                path, f"{value!r} is a symlink that leaves the repository; keep data inside it"
+            )
 
     # --- model ------------------------------------------------------------------------
     def model(self) -> None:
@@ -169,7 +173,8 @@ class _Checker:
             if name in seen:
                 self.error(
                     ("evaluation", "slices", i, "name"),
-                    f"slice {name!r} is already defined (slices[{seen[name]}]); names must be unique",
+                    f"slice {name!r} is already defined (slices[{seen[name]}]); "
+                    "names must be unique",
                 )
             seen.setdefault(name, i)
             value = where["value"]
@@ -189,11 +194,15 @@ class _Checker:
         gate = self.doc.data.get("gate", {})
         slices = [s["name"] for s in self.doc.data.get("evaluation", {}).get("slices", ())]
         computed = self.computed_metrics()
-        environments = [e["name"] for e in self.doc.data.get("promotion", {}).get("environments", ())]
+        environments = [
+            e["name"] for e in self.doc.data.get("promotion", {}).get("environments", ())
+        ]
         if "champion" in gate and gate["champion"] not in environments:
             hint = did_you_mean(gate["champion"], environments)
-            listed = f"environments: {', '.join(environments)}" if environments else (
-                "promotion.environments defines none"
+            listed = (
+                f"environments: {', '.join(environments)}"
+                if environments
+                else ("promotion.environments defines none")
             )
             self.error(
                 ("gate", "champion"),
@@ -234,7 +243,8 @@ class _Checker:
         if port is not None and port < 1024:
             self.error(
                 ("container", "port"),
-                f"port {port} needs root, and the server runs as a non-root user; use 1024 or above",
+                f"port {port} needs root, and the server runs as a non-root user; "
+                "use 1024 or above",
             )
 
     def promotion(self) -> None:
@@ -265,7 +275,10 @@ class _Checker:
                     f"requires {required!r}, which is not an environment{hint}",
                 )
             elif required == env["name"]:
-                self.error(("promotion", "environments", i, "requires"), "an environment cannot require itself")
+                self.error(
+                    ("promotion", "environments", i, "requires"),
+                    "an environment cannot require itself",
+                )
         self.cycles(environments, index)
 
     def cycles(self, environments: tuple[Mapping[str, Any], ...], index: dict[str, int]) -> None:
@@ -319,8 +332,10 @@ def _get(data: Mapping[str, Any], path: PathKey) -> Any:
 
 
 def _is_absolute(value: str) -> bool:
-    return PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or (
-        value.startswith("~")
+    return (
+        PurePosixPath(value).is_absolute()
+        or PureWindowsPath(value).is_absolute()
+        or (value.startswith("~"))
     )
 
 
@@ -330,4 +345,3 @@ def _inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
-
