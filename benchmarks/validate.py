@@ -54,8 +54,10 @@ def main() -> int:
         a, b = statistics.median(times_ours), statistics.median(times_theirs)
         met &= a <= 0.3 and a <= b
         print(f"{label:36} {a * 1000:12.0f} ms {b * 1000:14.0f} ms {a / b:7.2f}")
-    print(f"median of {args.runs} runs each; target <= 300 ms and ratio <= 1.00: "
-          f"{'met' if met else 'NOT met'}")
+    print(
+        f"median of {args.runs} runs each; target <= 300 ms and ratio <= 1.00: "
+        f"{'met' if met else 'NOT met'}"
+    )
     return 0 if met else 1
 
 
