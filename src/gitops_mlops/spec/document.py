@@ -11,6 +11,7 @@ PyYAML composes a node graph (with marks) and we build the Python values ourselv
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class Document:
 
     file: str
     data: dict[str, Any]
+    digest: str = ""  # sha256 of the file's bytes
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
 
@@ -125,7 +127,7 @@ def load_bytes(raw: bytes, file: str) -> Document:
     root = _compose(text)
     if root is None:
         raise DocumentError("file holds no YAML document (only comments or `---`)")
-    doc = Document(file=file, data={})
+    doc = Document(file=file, data={}, digest=hashlib.sha256(raw).hexdigest())
     builder = _Builder(doc)
     data = builder.build(root, (), 0)
     if not isinstance(data, dict):
@@ -272,16 +274,17 @@ class _Builder:
                     kmark.column + 1,
                 )
             here = Location(kmark.line + 1, kmark.column + 1)
+            key_path = (*path, key)
             if key in result:
-                first = self.doc.keys[(*path, key)]
+                first = self.doc.keys[key_path]
                 raise DocumentError(
                     f"duplicate key {key!r} (first defined at line {first.line}); "
                     "remove one of them",
                     here.line,
                     here.column,
                 )
-            self.doc.keys[(*path, key)] = here
-            result[key] = self.build(value_node, (*path, key), depth + 1)
+            self.doc.keys[key_path] = here
+            result[key] = self.build(value_node, key_path, depth + 1)
         return result
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
 
 from gitops_mlops import metrics
+from gitops_mlops.errors import Diagnostic, SpecError
 from gitops_mlops.metrics import Task
 
+_LAST_PART = re.compile(r"(\.[^.\[]+|\[\d+\])$")
 Builtin = Literal["iris", "wine", "breast_cancer", "diabetes", "digits"]
 # Classes per builtin dataset (0: regression); lets validation reject e.g. roc_auc on iris.
 BUILTIN_CLASSES: dict[str, int] = {
@@ -172,16 +175,34 @@ class Spec:
     gate: Gate
     container: Container | None
     promotion: Promotion | None
+    # "data.train.path" -> (line, column): lets later stages point problems at the spec.
+    locations: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False)
+    digest: str = ""  # sha256 of the spec file's bytes
 
     @property
     def root(self) -> Path:
         return self.file.parent
 
+    def problem(self, path: str, message: str) -> SpecError:
+        """A SpecError located at `path` in the spec (or its nearest located ancestor)."""
+        key = path
+        while key and key not in self.locations:
+            key = _LAST_PART.sub("", key)
+        line, column = self.locations.get(key, (1, 1))
+        return SpecError([Diagnostic(str(self.file), line, column, path, message)])
 
-def build(data: Mapping[str, Any], file: Path) -> Spec:
+
+def build(
+    data: Mapping[str, Any],
+    file: Path,
+    locations: Mapping[str, tuple[int, int]] | None = None,
+    digest: str = "",
+) -> Spec:
     """Turn a schema-valid document into a Spec with every default filled in."""
     task: Task = data["task"]
     return Spec(
+        locations=MappingProxyType(dict(locations or {})),
+        digest=digest,
         file=file,
         metadata=_metadata(data["metadata"]),
         task=task,
@@ -305,10 +326,12 @@ def target_value(raw: Mapping[str, Any]) -> Literal["reference", "digest", "tag"
         value: Literal["reference", "digest", "tag", "repository"] = raw["value"]
         return value
     last = str(raw.get("yaml_path", "")).rpartition(".")[2]
-    for guess in ("digest", "tag", "repository"):
-        if last == guess:
-            return guess  # type: ignore[return-value]
-    return "reference"
+    guesses: dict[str, Literal["digest", "tag", "repository"]] = {
+        "digest": "digest",
+        "tag": "tag",
+        "repository": "repository",
+    }
+    return guesses.get(last, "reference")
 
 
 def default_release_record(environment: str, targets: tuple[Target, ...]) -> str:

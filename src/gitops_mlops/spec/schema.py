@@ -28,7 +28,7 @@ _TYPE_NAMES = {
 
 
 def schema_text() -> str:
-    return resources.files("gitops_mlops").joinpath("schemas", SCHEMA_RESOURCE).read_text("utf-8")
+    return (resources.files("gitops_mlops") / "schemas" / SCHEMA_RESOURCE).read_text("utf-8")
 
 
 @cache
@@ -62,6 +62,19 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _value(error: jsonschema.ValidationError) -> Any:
+    """The keyword's value in the schema (jsonschema types it loosely)."""
+    return error.validator_value
+
+
+def _instance(error: jsonschema.ValidationError) -> Any:
+    return error.instance
+
+
+def _subschema(error: jsonschema.ValidationError) -> dict[str, Any]:
+    return error.schema if isinstance(error.schema, dict) else {}
+
+
 def _diagnostics(
     doc: Document, error: jsonschema.ValidationError, prefix: PathKey
 ) -> Iterator[Diagnostic]:
@@ -81,9 +94,9 @@ def _diagnostics(
 def _unknown_keys(
     doc: Document, error: jsonschema.ValidationError, path: PathKey
 ) -> Iterator[Diagnostic]:
-    allowed = sorted(error.schema.get("properties", {}))
+    allowed = sorted(_subschema(error).get("properties", {}))
     where = display_path(path)
-    for key in error.instance:
+    for key in _instance(error):
         if key in allowed:
             continue
         hint = did_you_mean(key, allowed) or f"; allowed keys: {', '.join(allowed)}"
@@ -100,12 +113,12 @@ def _unknown_keys(
 def _alternatives(
     doc: Document, error: jsonschema.ValidationError, path: PathKey
 ) -> Iterator[Diagnostic]:
-    branches: list[dict[str, Any]] = error.validator_value
+    branches: list[dict[str, Any]] = _value(error)
     loc = doc.key_location(path)
     where = display_path(path)
     if all(set(b) == {"required"} for b in branches):
         options = " | ".join(" + ".join(b["required"]) for b in branches)
-        instance = error.instance if isinstance(error.instance, dict) else {}
+        instance = _instance(error) if isinstance(_instance(error), dict) else {}
         matched = [b for b in branches if all(k in instance for k in b["required"])]
         if error.validator == "oneOf" and len(matched) > 1:
             message = f"{where} sets more than one of: {options}; keep only one"
@@ -116,7 +129,7 @@ def _alternatives(
     # Alternatives of different types (e.g. `false` or a mapping): explain the branch whose
     # type matches the value, else say which types are accepted.
     for index, branch in enumerate(branches):
-        if _type_matches(branch, error.instance):
+        if _type_matches(branch, _instance(error)):
             for sub in error.context or []:
                 if sub.relative_schema_path and sub.relative_schema_path[0] == index:
                     # absolute_path of a sub-error already includes the parent's path.
@@ -129,7 +142,7 @@ def _alternatives(
         vloc.line,
         vloc.column,
         where,
-        f"{where} must be {accepted}, not {_show(error.instance)}",
+        f"{where} must be {accepted}, not {_show(_instance(error))}",
     )
 
 
@@ -157,8 +170,8 @@ def _show(value: Any) -> str:
 
 def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
     where = display_path(path)
-    value = error.validator_value
-    instance = error.instance
+    value = _value(error)
+    instance = _instance(error)
     keyword = error.validator
     if keyword == "required":
         missing = [k for k in value if k not in instance]
@@ -170,7 +183,7 @@ def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
         key, needs = next((k, n) for k, n in pairs if n)
         return f"{key!r} in {where} needs {needs[0]!r} too"
     if keyword == "type":
-        wanted = value if isinstance(value, list) else [value]
+        wanted: list[str] = value if isinstance(value, list) else [value]
         names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
         return f"{where} must be {names}, not {_show(instance)}"
     if keyword == "enum":
@@ -184,7 +197,7 @@ def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
     if keyword == "const":
         return f"{where} must be {json.dumps(value)}, not {_show(instance)}"
     if keyword == "pattern":
-        description = error.schema.get("description", "")
+        description = _subschema(error).get("description", "")
         return f"{where} {_show(instance)} is not of the expected form. {description}".strip()
     bounds = {
         "minimum": ">=",

@@ -29,7 +29,8 @@ def validate(ctx: ValidateContext) -> model.Spec:
         found = semantics.check(doc, spec_dir, semantics.repository_root(spec_dir))
     if found:
         raise SpecError(sorted(found, key=lambda d: (d.line, d.column)))
-    return model.build(doc.data, ctx.spec_path)
+    locations = {schema.display_path(k): (v.line, v.column) for k, v in doc.values.items()}
+    return model.build(doc.data, ctx.spec_path, locations, doc.digest)
 
 
 def load(spec_path: Path) -> model.Spec:
