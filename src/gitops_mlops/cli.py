@@ -13,10 +13,13 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gitops_mlops import __version__
 from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+
+if TYPE_CHECKING:
+    from gitops_mlops.reporting.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,78 @@ def _cmd_metrics(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _progress(console: Console) -> Progress:
+    from gitops_mlops.reporting.progress import Progress
+
+    return Progress(console.out, console.env)
+
+
+def _verdict_exit(verdict: dict[str, object], report: Path, console: Console) -> int:
+    from gitops_mlops.errors import GateFailed
+
+    rows = verdict["rows"]
+    assert isinstance(rows, list)
+    failed = [r for r in rows if not r["passed"]]
+    if not failed:
+        console.print(f"gate passed ({len(rows)} checks); report: {report}")
+        return 0
+    for row in failed:
+        console.print(f"  ✗ {row['reason']}")
+    raise GateFailed(f"gate failed: {len(failed)} of {len(rows)} checks; report: {report}")
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.pipeline import RunOptions, run
+
+    options = RunOptions(Path(args.spec), args.until, args.out, args.champion, console.env)
+    outcome = run(options, _progress(console))
+    if outcome.run is not None:
+        console.print(f"run directory: {outcome.run.root}")
+    if outcome.verdict is None or outcome.run is None:
+        return 0
+    return _verdict_exit(outcome.verdict, outcome.run.report, console)
+
+
+def _cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.rundir import new_run_dir
+    from gitops_mlops.stages.train import TrainContext, train
+    from gitops_mlops.stages.validate import load
+
+    spec = load(Path(args.spec))
+    run_dir = new_run_dir(args.out)
+    with _progress(console).stage("train"):
+        result = train(TrainContext(spec, run_dir, console.env))
+    console.print(f"model version {result.version} in {run_dir.root}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
+    from gitops_mlops.stages.validate import load
+
+    run_dir = RunDir(Path(args.run_dir))
+    spec = load(run_dir.spec_path())
+    with _progress(console).stage("evaluate"):
+        evaluate(EvaluateContext(spec, run_dir))
+    console.print(f"metrics: {run_dir.metrics}")
+    return 0
+
+
+def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.pipeline import champion_for, version_of
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.gate import GateContext, gate
+    from gitops_mlops.stages.validate import load
+
+    run_dir = RunDir(Path(args.run_dir))
+    spec = load(run_dir.spec_path())
+    champion = champion_for(spec, args.champion)
+    with _progress(console).stage("gate"):
+        verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
+    return _verdict_exit(verdict, run_dir.report, console)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -99,6 +174,27 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*", metavar="PATH", help="spec files (./mlops.yaml)")
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(handler=_cmd_validate)
+
+    run = commands.add_parser("run", help="run the pipeline: validate, train, evaluate, gate")
+    run.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
+    run.add_argument("--until", choices=("validate", "train", "evaluate", "gate"), default="gate")
+    run.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
+    run.add_argument("--champion", type=Path, help="release record to gate against")
+    run.set_defaults(handler=_cmd_run)
+
+    train = commands.add_parser("train", help="train the model into a run directory")
+    train.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
+    train.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="measure the model of a run directory")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    gate = commands.add_parser("gate", help="check a run's metrics against the thresholds")
+    gate.add_argument("run_dir", metavar="RUN_DIR")
+    gate.add_argument("--champion", type=Path, help="release record to gate against")
+    gate.set_defaults(handler=_cmd_gate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")
     schema.set_defaults(handler=_cmd_schema)

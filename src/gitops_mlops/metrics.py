@@ -35,14 +35,17 @@ class Metric:
         """True when `candidate` is strictly better than `baseline` for this metric."""
         return candidate > baseline if self.direction == "higher" else candidate < baseline
 
-    def compute(self, y_true: Any, y_other: Any) -> float:
-        """Compute on labels (or scores, see `needs`). Imports scikit-learn on first use."""
+    def compute(self, y_true: Any, y_other: Any, **extra: Any) -> float:
+        """Compute on labels (or scores, see `needs`). Imports scikit-learn on first use.
+
+        `extra` goes to the scikit-learn function (e.g. `labels` for log_loss).
+        """
         if self.sklearn_function is None:
             raise ValueError(f"metric {self.name} is measured by the evaluator, not computed")
         from sklearn import metrics as skm
 
         function: Callable[..., float] = getattr(skm, self.sklearn_function)
-        return float(function(y_true, y_other, **dict(self.kwargs)))
+        return float(function(y_true, y_other, **dict(self.kwargs), **extra))
 
 
 def _m(

@@ -208,8 +208,19 @@ class _Checker:
                 ("gate", "champion"),
                 f"gate.champion {gate['champion']!r} is not an environment{hint} ({listed})",
             )
+        intervals = self.doc.data.get("evaluation", {}).get("confidence", {}) is not False
+        if gate.get("on") == "bound" and not intervals:
+            self.error(
+                ("gate", "on"),
+                "on: bound needs confidence intervals, and evaluation.confidence is false",
+            )
         for i, threshold in enumerate(gate.get("thresholds", ())):
             here: PathKey = ("gate", "thresholds", i)
+            if threshold.get("on") == "bound" and not intervals:
+                self.error(
+                    (*here, "on"),
+                    "on: bound needs confidence intervals, and evaluation.confidence is false",
+                )
             metric = self.metric((*here, "metric"))
             if metric is not None and metric.name not in computed:
                 self.error(

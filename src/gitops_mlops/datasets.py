@@ -1,0 +1,179 @@
+"""Training and test data as the spec describes it: loaded, checked, split and digested.
+
+Every problem is reported at the spec key that named the data, so the user knows which line
+to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gitops_mlops.spec.model import Dataset, Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BUILTIN_LOADERS = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
+    "digits": "load_digits",
+}
+BUILTIN_TARGET = "target"
+
+
+@dataclass(frozen=True)
+class Data:
+    """The split the model is trained and evaluated on."""
+
+    x_train: pd.DataFrame
+    y_train: pd.Series
+    x_test: pd.DataFrame
+    y_test: pd.Series
+    target: str
+    digest: str  # sha256 over the bytes read (files) or the frame (builtin datasets)
+
+    @property
+    def features(self) -> list[str]:
+        return [str(c) for c in self.x_train.columns]
+
+
+def load(spec: Spec) -> Data:
+    train_frame, train_digest = _read(spec, spec.data.train, "data.train")
+    target, features = _columns(spec, train_frame)
+    digest = hashlib.sha256(train_digest.encode())
+    if spec.data.test is not None:
+        test_frame, test_digest = _read(spec, spec.data.test, "data.test")
+        digest.update(test_digest.encode())
+        _same_columns(spec, train_frame, test_frame, [*features, target])
+        train, test = train_frame, test_frame
+    else:
+        train, test = _split(spec, train_frame, target)
+    for frame, where in ((train, "data.train"), (test, "data.test" if spec.data.test else "data")):
+        _check_target(spec, frame[target], where)
+    return Data(
+        x_train=train[features].reset_index(drop=True),
+        y_train=train[target].reset_index(drop=True),
+        x_test=test[features].reset_index(drop=True),
+        y_test=test[target].reset_index(drop=True),
+        target=target,
+        digest=digest.hexdigest(),
+    )
+
+
+def _read(spec: Spec, dataset: Dataset, where: str) -> tuple[pd.DataFrame, str]:
+    import pandas as pd
+
+    if dataset.builtin is not None:
+        from sklearn import datasets
+
+        loader = getattr(datasets, BUILTIN_LOADERS[dataset.builtin])
+        frame: pd.DataFrame = loader(as_frame=True).frame
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        return frame, hashlib.sha256(hashed).hexdigest()
+    assert dataset.path is not None  # the schema requires builtin or path
+    path = spec.root / dataset.path
+    if not path.is_file():
+        raise spec.problem(
+            f"{where}.path", f"data file {dataset.path!r} not found (under {spec.root})"
+        )
+    raw = path.read_bytes()
+    kind = dataset.format or ("parquet" if path.suffix in (".parquet", ".pq") else "csv")
+    try:
+        reader = pd.read_parquet if kind == "parquet" else pd.read_csv
+        frame = reader(io.BytesIO(raw))
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise spec.problem(
+            f"{where}.path", f"cannot read {dataset.path!r} as {kind}: {message}"
+        ) from None
+    if frame.empty:
+        raise spec.problem(f"{where}.path", f"{dataset.path!r} holds no rows")
+    return frame, hashlib.sha256(raw).hexdigest()
+
+
+def _columns(spec: Spec, frame: pd.DataFrame) -> tuple[str, list[str]]:
+    train = spec.data.train
+    target = train.target or BUILTIN_TARGET
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        raise spec.problem(
+            "data.train.target",
+            f"target column {target!r} is not in the data (columns: {_some(columns)})",
+        )
+    if train.features is None:
+        return target, [c for c in columns if c != target]
+    for i, name in enumerate(train.features):
+        if name not in columns:
+            raise spec.problem(
+                f"data.train.features[{i}]",
+                f"feature column {name!r} is not in the data (columns: {_some(columns)})",
+            )
+    return target, list(train.features)
+
+
+def _same_columns(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, needed: list[str]) -> None:
+    missing = [c for c in needed if c not in test.columns]
+    extra = [str(c) for c in test.columns if c not in train.columns]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {_some(missing)}")
+        if extra:
+            parts.append(f"not in the training data: {_some(extra)}")
+        raise spec.problem(
+            "data.test.path",
+            f"test data columns differ from the training data ({'; '.join(parts)})",
+        )
+
+
+def _split(spec: Spec, frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    split = spec.data.split
+    _check_target(spec, frame[target], "data.train")
+    stratify = frame[target] if split.stratify and spec.task == "classification" else None
+    try:
+        train, test = train_test_split(
+            frame, test_size=split.test_size, random_state=split.seed, stratify=stratify
+        )
+    except ValueError as err:
+        raise spec.problem("data.split", f"cannot split the data: {err}") from None
+    return train, test
+
+
+def _check_target(spec: Spec, target: pd.Series, where: str) -> None:
+    import pandas as pd
+
+    key = f"{where}.target" if where == "data.train" else where
+    if len(target) == 0:
+        raise spec.problem(key, "no rows to train or test on")
+    if target.isna().any():
+        rows = [int(i) for i in target.index[target.isna()][:5]]
+        raise spec.problem(
+            key,
+            f"target column {target.name!r} has {int(target.isna().sum())} missing value(s) "
+            f"(rows {rows}); drop or fill them",
+        )
+    if spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
+        raise spec.problem(
+            key,
+            f"task is regression, but target column {target.name!r} is not numeric "
+            f"({target.dtype}); use task: classification or a numeric target",
+        )
+
+
+def _some(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def sample_rows(frame: pd.DataFrame, count: int = 5) -> list[dict[str, Any]]:
+    """JSON-ready rows (NaN as None) for the manifest's input example and smoke tests."""
+    head = frame.head(count)
+    rows: list[dict[str, Any]] = head.astype(object).where(head.notna(), None).to_dict("records")
+    return rows

@@ -1,0 +1,66 @@
+"""Release records: what runs in an environment, kept in the GitOps repository.
+
+The gate's champion is the record of the environment named by `gate.champion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitops_mlops.errors import MlopsError
+from gitops_mlops.spec.model import Spec
+
+KIND = "ModelRelease"
+MetricTable = Mapping[str, Mapping[str, float | None]]
+
+
+@dataclass(frozen=True)
+class Champion:
+    environment: str
+    version: str
+    metrics: MetricTable
+    slices: Mapping[str, MetricTable]
+    source: str  # where the record was read, for reports
+
+
+def read_record(path: Path) -> Champion:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MlopsError(f"{path}: release record not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise MlopsError(f"{path}: release record is not valid YAML ({err})") from None
+    return parse_record(raw, str(path))
+
+
+def parse_record(raw: Any, source: str) -> Champion:
+    if not isinstance(raw, dict) or raw.get("kind") != KIND:
+        raise MlopsError(f"{source}: not a release record (expected `kind: {KIND}`)")
+    metrics = raw.get("metrics") or {}
+    slices = raw.get("slices") or {}
+    if not isinstance(metrics, dict) or not isinstance(slices, dict):
+        raise MlopsError(f"{source}: release record metrics and slices must be mappings")
+    return Champion(
+        environment=str(raw.get("environment", "")),
+        version=str(raw.get("version", "")),
+        metrics=metrics,
+        slices=slices,
+        source=source,
+    )
+
+
+def local_champion(spec: Spec) -> Champion | None:
+    """The champion's record when the GitOps repository is a folder on this machine."""
+    if spec.gate.champion is None or spec.promotion is None:
+        return None
+    repository = spec.promotion.repository
+    if repository is None or not (spec.root / repository).is_dir():
+        return None
+    environment = next(e for e in spec.promotion.environments if e.name == spec.gate.champion)
+    path = spec.root / repository / environment.release_record
+    return read_record(path) if path.is_file() else None

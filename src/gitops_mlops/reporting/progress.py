@@ -1,0 +1,37 @@
+"""One line per stage with its time; a collapsible log group per stage under GitHub Actions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TextIO
+
+from gitops_mlops.reporting.github import endgroup, group, running_in_actions
+
+
+class Progress:
+    def __init__(self, stream: TextIO, env: Mapping[str, str]) -> None:
+        self.stream = stream
+        self.grouped = running_in_actions(env)
+
+    def note(self, text: str) -> None:
+        print(f"  {text}", file=self.stream, flush=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.grouped:
+            print(group(name), file=self.stream, flush=True)
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            if self.grouped:
+                print(endgroup(), file=self.stream, flush=True)
+            took = time.perf_counter() - started
+            print(f"{name:<9} {outcome:<6} {took:6.2f} s", file=self.stream, flush=True)
+
+    def skipped(self, name: str, why: str) -> None:
+        print(f"{name:<9} {'skip':<6} {'':>8}  {why}", file=self.stream, flush=True)
