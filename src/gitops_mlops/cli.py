@@ -116,6 +116,9 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"run directory: {outcome.run.root}")
     if outcome.verdict is None or outcome.run is None:
         return 0
+    progress = _progress(console)
+    progress.skipped("build", "the serving image is not part of this version of mlops yet")
+    progress.skipped("promote", "promotion is not part of this version of mlops yet")
     return _verdict_exit(outcome.verdict, outcome.run.report, console)
 
 

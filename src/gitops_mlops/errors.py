@@ -16,7 +16,9 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        # One line per problem, whatever the file held (keys and values may contain newlines).
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
+        return f"{self.file}:{self.line}:{self.column}: {message}"
 
 
 class MlopsError(Exception):

@@ -20,20 +20,26 @@ def check(spec: Path, tmp_path: Path, line: int, column: int, fragment: str) -> 
 
 
 def test_file_not_found(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: nope.csv, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: nope.csv, target: y}\n" + MODEL
+    )
     check(spec, tmp_path, 6, 17, "data file 'nope.csv' not found")
 
 
 def test_target_column_missing(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("a,b\n1,2\n3,4\n")
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL
+    )
     check(spec, tmp_path, 6, 32, "target column 'y' is not in the data (columns: a, b)")
 
 
 def test_feature_column_missing(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("a,y\n1,2\n3,4\n")
     spec = write_spec(
-        tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y, features: [a, c]}\n" + MODEL
+        tmp_path,
+        "task: classification\ndata:\n  train: {path: d.csv, target: y, features: [a, c]}\n"
+        + MODEL,
     )
     check(spec, tmp_path, 6, 49, "feature column 'c' is not in the data")
 
@@ -41,7 +47,9 @@ def test_feature_column_missing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", ["", "a,y\n"], ids=["no-bytes", "header-only"])
 def test_empty_data(tmp_path: Path, content: str) -> None:
     (tmp_path / "d.csv").write_text(content)
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL
+    )
     result = run_cli("run", str(spec), "--out", str(tmp_path / "run"))
     assert result.code == 2
     assert f"{spec}:6:17: " in result.out
@@ -62,34 +70,49 @@ def test_non_numeric_target_for_regression(tmp_path: Path) -> None:
 def test_missing_values_in_the_target(tmp_path: Path) -> None:
     rows = "".join(f"{i},{'' if i == 7 else i % 2}\n" for i in range(30))
     (tmp_path / "d.csv").write_text("a,y\n" + rows)
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL
+    )
     check(spec, tmp_path, 6, 32, "target column 'y' has 1 missing value(s) (rows [7])")
 
 
 def test_test_file_with_other_columns(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_text("a,b,y\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "train.csv").write_text(
+        "a,b,y\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(20))
+    )
     (tmp_path / "test.csv").write_text("a,c,y\n1,2,0\n2,3,1\n")
     spec = write_spec(
         tmp_path,
         "task: classification\ndata:\n  train: {path: train.csv, target: y}\n"
         "  test: {path: test.csv}\n" + MODEL,
     )
-    check(spec, tmp_path, 7, 16, "test data columns differ from the training data (missing b; "
-          "not in the training data: c)")
+    check(
+        spec,
+        tmp_path,
+        7,
+        16,
+        "test data columns differ from the training data (missing b; not in the training data: c)",
+    )
 
 
 def test_unparseable_parquet(tmp_path: Path) -> None:
     (tmp_path / "d.parquet").write_text("not parquet")
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: d.parquet, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.parquet, target: y}\n" + MODEL
+    )
     check(spec, tmp_path, 6, 17, "cannot read 'd.parquet' as parquet")
 
 
 def test_parquet_files_are_read(tmp_path: Path) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame({"a": range(40), "b": [i % 3 for i in range(40)], "y": [i % 2 for i in range(40)]})
+    frame = pd.DataFrame(
+        {"a": range(40), "b": [i % 3 for i in range(40)], "y": [i % 2 for i in range(40)]}
+    )
     frame.to_parquet(tmp_path / "d.parquet")
-    spec = write_spec(tmp_path, "task: classification\ndata:\n  train: {path: d.parquet, target: y}\n" + MODEL)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.parquet, target: y}\n" + MODEL
+    )
     result = run_cli("run", str(spec), "--out", str(tmp_path / "run"))
     assert result.code == 0, result.out + result.err
 
@@ -97,7 +120,8 @@ def test_parquet_files_are_read(tmp_path: Path) -> None:
 def test_slice_on_a_missing_column(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path,
-        "task: classification\ndata:\n  train: {builtin: iris}\n" + MODEL
+        "task: classification\ndata:\n  train: {builtin: iris}\n"
+        + MODEL
         + "evaluation:\n  slices:\n    - {name: s, where: {column: colour, op: ==, value: red}}\n",
     )
     check(spec, tmp_path, 11, 33, "column 'colour' is not in the test data")

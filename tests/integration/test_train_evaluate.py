@@ -43,8 +43,8 @@ def test_builtin_classification_matches_plain_scikit_learn(name: str, tmp_path: 
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.25, random_state=5, stratify=y
     )
-    predicted = DecisionTreeClassifier(max_depth=4, random_state=3).fit(x_train, y_train).predict(
-        x_test
+    predicted = (
+        DecisionTreeClassifier(max_depth=4, random_state=3).fit(x_train, y_train).predict(x_test)
     )
     assert measured["n_test"] == len(y_test)
     got = measured["metrics"]
@@ -62,7 +62,8 @@ def test_builtin_classification_matches_plain_scikit_learn(name: str, tmp_path: 
 def test_builtin_regression_matches_plain_scikit_learn(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path,
-        "task: regression\ndata:\n  train: {builtin: diabetes}\n  split: {test_size: 0.3, seed: 1}\n"
+        "task: regression\ndata:\n  train: {builtin: diabetes}\n"
+        "  split: {test_size: 0.3, seed: 1}\n"
         "model:\n  estimator: sklearn.tree.DecisionTreeRegressor\n  params: {max_depth: 3}\n"
         "  preprocess: none\nevaluation:\n  metrics: [r2, rmse, mae, mape]\n"
         "  confidence: {resamples: 300}\n",
@@ -72,8 +73,8 @@ def test_builtin_regression_matches_plain_scikit_learn(tmp_path: Path) -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         frame.drop(columns="target"), frame["target"], test_size=0.3, random_state=1
     )
-    predicted = DecisionTreeRegressor(max_depth=3, random_state=0).fit(x_train, y_train).predict(
-        x_test
+    predicted = (
+        DecisionTreeRegressor(max_depth=3, random_state=0).fit(x_train, y_train).predict(x_test)
     )
     got = measured["metrics"]
     assert got["r2"]["value"] == pytest.approx(metrics.r2_score(y_test, predicted))
@@ -119,12 +120,23 @@ def test_same_spec_and_data_give_the_same_bytes_and_version(tmp_path: Path) -> N
 
 def test_manifest_records_provenance(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_cli("run", str(ROOT / "examples" / "iris" / "mlops.yaml"), "--until", "train",
-                     "--out", str(out))
+    result = run_cli(
+        "run", str(ROOT / "examples" / "iris" / "mlops.yaml"), "--until", "train", "--out", str(out)
+    )
     assert result.code == 0
     manifest = bundle.read_manifest(out / "model")
-    for key in ("model_version", "model_digest", "spec_digest", "data_digest", "seed", "versions",
-                "features", "input_example", "files", "git_commit"):
+    for key in (
+        "model_version",
+        "model_digest",
+        "spec_digest",
+        "data_digest",
+        "seed",
+        "versions",
+        "features",
+        "input_example",
+        "files",
+        "git_commit",
+    ):
         assert key in manifest
     assert set(manifest["versions"]) >= {"python", "scikit-learn", "numpy", "scipy"}
     assert manifest["files"]["model.skops"] == bundle.sha256_file(out / "model" / "model.skops")
@@ -173,3 +185,31 @@ def test_a_file_that_is_not_skops_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x04K\x01.")  # a pickle
     with pytest.raises(bundle.UntrustedModel, match="not a skops model file"):
         bundle.load_model(path)
+
+
+def test_run_prints_one_line_per_stage_and_groups_under_actions(tmp_path: Path) -> None:
+    spec = str(ROOT / "examples" / "iris" / "mlops.yaml")
+    plain = run_cli("run", spec, "--out", str(tmp_path / "a"))
+    stages = [line.split()[0] for line in plain.out.splitlines() if line and line[0] != " "]
+    assert stages[:4] == ["validate", "train", "evaluate", "gate"]
+    assert "::group::" not in plain.out
+    assert "build     skip" in plain.out and "promote   skip" in plain.out
+    actions = run_cli("run", spec, "--out", str(tmp_path / "b"), env={"GITHUB_ACTIONS": "true"})
+    assert actions.code == 0
+    assert [line for line in actions.out.splitlines() if line.startswith("::")] == [
+        "::group::validate",
+        "::endgroup::",
+        "::group::train",
+        "::endgroup::",
+        "::group::evaluate",
+        "::endgroup::",
+        "::group::gate",
+        "::endgroup::",
+    ]
+
+
+def test_run_until_validate_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", str(ROOT / "examples" / "iris" / "mlops.yaml"), "--until", "validate")
+    assert result.code == 0
+    assert not (tmp_path / ".mlops").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib import resources
@@ -50,10 +51,19 @@ def check(doc: Document) -> list[Diagnostic]:
     return found
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_ ()-]*$")
+
+
 def display_path(path: PathKey) -> str:
+    """`gate.thresholds[0].metric`; odd keys quoted (`params["a.b"]`) so the path stays one line."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text or "(top level)"
 
 
