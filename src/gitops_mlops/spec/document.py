@@ -52,6 +52,7 @@ _CORE_RESOLVERS = [
 ]
 for _tag, _pattern, _first in _CORE_RESOLVERS:
     _CoreLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+CoreLoader = _CoreLoader  # for other modules that need YAML 1.2 scalars (a SafeLoader subclass)
 # The empty plain scalar resolves through the `None` first-character slot.
 _CoreLoader.yaml_implicit_resolvers.setdefault("", []).append(
     ("tag:yaml.org,2002:null", re.compile(r"^$"))

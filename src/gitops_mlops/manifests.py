@@ -1,0 +1,235 @@
+"""Pin an image in GitOps manifests, changing only the bytes of the values that change.
+
+YAML libraries that load and dump lose comments, quoting, flow style and key order, and turn
+`1.20` or `on` into other types. So we parse only to find where a value is (the pure-Python
+parser gives character offsets) and splice the new text in: everything else stays byte for
+byte. Every target is resolved before any file is written; a target that does not resolve
+is an error, and applying the same update twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+from gitops_mlops.errors import MlopsError
+from gitops_mlops.spec.document import CoreLoader
+from gitops_mlops.spec.model import Target
+
+Value = Literal["reference", "digest", "tag", "repository"]
+_WORKLOAD_POD_SPECS = {
+    "Pod": ("spec",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+class ManifestError(MlopsError):
+    """A target that cannot be updated; nothing has been written."""
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str  # registry/name, no tag or digest
+    digest: str  # sha256:<64 hex>
+    tag: str  # the model version
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    def value(self, kind: Value) -> str:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "tag": self.tag,
+            "repository": self.repository,
+        }[kind]
+
+
+@dataclass(frozen=True)
+class _Edit:
+    start: int
+    end: int
+    text: str
+
+
+def plain_is_safe(value: str) -> bool:
+    """Whether `value` can be written unquoted and still read back as the same string.
+
+    Checked under YAML 1.1 (PyYAML; `yes`, `on`, `0x1f`) and 1.2 (go-yaml in kubectl and
+    kustomize; `1e3`): `1.20`, `yes`, `on`, `0x1f`, `1e3` all need quotes.
+    """
+    if not value or value != value.strip():
+        return False
+    try:
+        same_in_1_1 = yaml.safe_load(value) == value
+        same_in_1_2 = yaml.load(value, Loader=CoreLoader) == value  # noqa: S506 - a safe loader
+        return same_in_1_1 and same_in_1_2 and yaml.safe_dump(value).startswith(value)
+    except yaml.YAMLError:
+        return False
+
+
+def _render(node: yaml.ScalarNode, value: str) -> str:
+    """`value` written in the style of the scalar it replaces."""
+    style = node.style
+    if style == "'":
+        return "'" + value.replace("'", "''") + "'"
+    if style == '"':
+        return json.dumps(value)
+    if style in ("|", ">"):
+        raise ManifestError("block scalars (| or >) cannot be pinned; write the value on one line")
+    return value if plain_is_safe(value) else json.dumps(value)
+
+
+def _scalar_value(node: yaml.Node) -> str | None:
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def _get(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if _scalar_value(key_node) == key:
+            return key_node, value_node
+    return None
+
+
+def _set(text: str, node: yaml.Node, value: str, edits: list[_Edit]) -> None:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ManifestError(f"expected a single value, found a {node.id}; point at a scalar")
+    if node.value == value and node.tag == "tag:yaml.org,2002:str":
+        return  # already pinned: running twice changes nothing
+    start, end = node.start_mark.index, node.end_mark.index
+    rendered = _render(node, value)
+    if start == end:  # an empty value (`digest:`) needs the space a value follows
+        rendered = " " + rendered if not text[start - 1 : start].isspace() else rendered
+    edits.append(_Edit(start, end, rendered))
+
+
+def _put(text: str, mapping: yaml.MappingNode, key: str, value: str, edits: list[_Edit]) -> None:
+    """Set `key` in `mapping`, adding it after the last entry when it is missing."""
+    found = _get(mapping, key)
+    if found is not None:
+        _set(text, found[1], value, edits)
+        return
+    rendered = value if plain_is_safe(value) else json.dumps(value)
+    last_value = mapping.value[-1][1]
+    if mapping.flow_style:
+        edits.append(
+            _Edit(last_value.end_mark.index, last_value.end_mark.index, f", {key}: {rendered}")
+        )
+        return
+    indent = mapping.value[0][0].start_mark.column
+    end = last_value.end_mark
+    at = end.index - 1 if end.column == 0 else end.index
+    newline = text.find("\n", at)
+    at = len(text) if newline < 0 else newline
+    edits.append(_Edit(at, at, "\n" + " " * indent + f"{key}: {rendered}"))
+
+
+def _documents(text: str, file: str) -> list[yaml.Node]:
+    try:
+        # The pure-Python loader: its marks count characters, which splicing needs.
+        return [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+    except yaml.YAMLError as err:
+        raise ManifestError(f"{file}: not valid YAML ({err})") from None
+
+
+def _walk(node: yaml.Node, path: list[str]) -> yaml.Node | None:
+    for part in path:
+        if isinstance(node, yaml.SequenceNode) and part.isdigit():
+            index = int(part)
+            if index >= len(node.value):
+                return None
+            node = node.value[index]
+            continue
+        found = _get(node, part)
+        if found is None:
+            return None
+        node = found[1]
+    return node
+
+
+def _kustomize(
+    text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
+) -> None:
+    for doc in docs:
+        images = _walk(doc, ["images"])
+        if not isinstance(images, yaml.SequenceNode):
+            continue
+        for entry in images.value:
+            name = _get(entry, "name")
+            if name is None or _scalar_value(name[1]) != target.kustomize_image:
+                continue
+            assert isinstance(entry, yaml.MappingNode)
+            _put(text, entry, "newName", image.repository, edits)
+            if _get(entry, "newTag") is not None:
+                _put(text, entry, "newTag", image.tag, edits)
+            _put(text, entry, "digest", image.digest, edits)
+            return
+    raise ManifestError(
+        f"{target.file}: no `images:` entry named {target.kustomize_image!r}; add "
+        f"`images: [{{name: {target.kustomize_image}}}]` to the kustomization"
+    )
+
+
+def _yaml_path(
+    text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
+) -> None:
+    assert target.yaml_path is not None
+    found = [n for n in (_walk(d, target.yaml_path.split(".")) for d in docs) if n is not None]
+    if not found:
+        raise ManifestError(
+            f"{target.file}: {target.yaml_path} does not exist; add it with a placeholder value"
+        )
+    for node in found:
+        _set(text, node, image.value(target.value), edits)
+
+
+def _pod_specs(doc: yaml.Node) -> list[yaml.Node]:
+    kind = _scalar_value(_get(doc, "kind")[1]) if _get(doc, "kind") else None
+    path = _WORKLOAD_POD_SPECS.get(kind or "", ("spec", "template", "spec"))
+    spec = _walk(doc, list(path))
+    return [spec] if spec is not None else []
+
+
+def _container(
+    text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
+) -> None:
+    hits = 0
+    for doc in docs:
+        for pod in _pod_specs(doc):
+            for field in ("containers", "initContainers"):
+                containers = _walk(pod, [field])
+                if not isinstance(containers, yaml.SequenceNode):
+                    continue
+                for container in containers.value:
+                    name = _get(container, "name")
+                    if name is None or _scalar_value(name[1]) != target.container:
+                        continue
+                    assert isinstance(container, yaml.MappingNode)
+                    _put(text, container, "image", image.reference, edits)
+                    hits += 1
+    if hits == 0:
+        raise ManifestError(
+            f"{target.file}: no workload has a container named {target.container!r}"
+        )
+
+
+def update(text: str, target: Target, image: Image) -> str:
+    """`text` with the target's value pinned to `image`; unchanged bytes everywhere else."""
+    docs = _documents(text, target.file)
+    edits: list[_Edit] = []
+    if target.kustomize_image is not None:
+        _kustomize(text, docs, target, image, edits)
+    elif target.yaml_path is not None:
+        _yaml_path(text, docs, target, image, edits)
+    else:
+        _container(text, docs, target, image, edits)
+    # Splice from the end so earlier offsets stay valid; insertions at one spot keep their order.
+    for _, edit in sorted(enumerate(edits), key=lambda e: (e[1].start, e[0]), reverse=True):
+        text = text[: edit.start] + edit.text + text[edit.end :]
+    return text
