@@ -99,7 +99,8 @@ def _get(node: yaml.Node, key: str) -> tuple[yaml.Node, yaml.Node] | None:
 
 def _set(text: str, node: yaml.Node, value: str, edits: list[_Edit]) -> None:
     if not isinstance(node, yaml.ScalarNode):
-        raise ManifestError(f"expected a single value, found a {node.id}; point at a scalar")
+        kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+        raise ManifestError(f"expected a single value, found a {kind}; point at a scalar")
     if node.value == value and node.tag == "tag:yaml.org,2002:str":
         return  # already pinned: running twice changes nothing
     start, end = node.start_mark.index, node.end_mark.index
@@ -190,7 +191,8 @@ def _yaml_path(
 
 
 def _pod_specs(doc: yaml.Node) -> list[yaml.Node]:
-    kind = _scalar_value(_get(doc, "kind")[1]) if _get(doc, "kind") else None
+    kind_node = _walk(doc, ["kind"])
+    kind = _scalar_value(kind_node) if kind_node is not None else None
     path = _WORKLOAD_POD_SPECS.get(kind or "", ("spec", "template", "spec"))
     spec = _walk(doc, list(path))
     return [spec] if spec is not None else []
