@@ -162,6 +162,53 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
     return _verdict_exit(verdict, run_dir.report, console)
 
 
+def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.reporting.github import running_in_actions
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.promote import GitHubSettings, PromoteContext, promote
+    from gitops_mlops.stages.validate import load
+
+    run_dir = RunDir(Path(args.run_dir))
+    settings = GitHubSettings.from_env(console.env)
+    if settings.token and running_in_actions(console.env):
+        console.print(f"::add-mask::{settings.token}")
+    context = PromoteContext(
+        load(run_dir.spec_path()),
+        run_dir,
+        args.environment,
+        args.image,
+        args.force,
+        args.reason,
+        settings,
+    )
+    with _progress(console).stage("promote"):
+        result = promote(context)
+    _print_promotion(result, console)
+    return 0
+
+
+def _print_promotion(result: dict[str, object], console: Console) -> None:
+    if not result["changed"]:
+        console.print(f"{result['environment']} already runs {result['version']}: nothing to do")
+        return
+    pull = result.get("pull_request")
+    if isinstance(pull, dict):
+        verb = "opened" if pull["created"] else "updated"
+        console.print(f"{verb} pull request #{pull['number']}: {pull['url']}")
+        return
+    would = result.get("would_open")
+    assert isinstance(would, dict)
+    console.print(
+        f"committed {result['commit']} on branch {result['branch']} of {result['repository']}"
+    )
+    console.print(f"{result['diff']}")
+    console.print("pull request it would open (no GitHub repository for a local path):")
+    console.print(f"  title: {would['title']}")
+    console.print("  body:")
+    for line in str(would["body"]).splitlines():
+        console.print(f"    {line}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -198,6 +245,14 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("run_dir", metavar="RUN_DIR")
     gate.add_argument("--champion", type=Path, help="release record to gate against")
     gate.set_defaults(handler=_cmd_gate)
+
+    promote = commands.add_parser("promote", help="open the pull request releasing a run")
+    promote.add_argument("run_dir", metavar="RUN_DIR")
+    promote.add_argument("--environment", "-e", required=True, help="environment to promote to")
+    promote.add_argument("--image", help="REPOSITORY@sha256:... (default: the run's build.json)")
+    promote.add_argument("--force", action="store_true", help="promote despite a failed gate")
+    promote.add_argument("--reason", help="why --force is used (goes into the pull request)")
+    promote.set_defaults(handler=_cmd_promote)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")
     schema.set_defaults(handler=_cmd_schema)

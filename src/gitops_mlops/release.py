@@ -54,6 +54,18 @@ def parse_record(raw: Any, source: str) -> Champion:
     )
 
 
+HEADER = (
+    "# Written by gitops-mlops: what runs in this environment. The gate reads its champion\n"
+    "# from here, and this file's git history is the audit trail. Do not edit by hand.\n"
+)
+
+
+def render_record(fields: Mapping[str, Any]) -> str:
+    """The release record's text: deterministic (no timestamps), so reruns change nothing."""
+    body = {"apiVersion": "mlops/v1", "kind": KIND, **fields}
+    return HEADER + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+
+
 def local_champion(spec: Spec) -> Champion | None:
     """The champion's record when the GitOps repository is a folder on this machine."""
     if spec.gate.champion is None or spec.promotion is None:
