@@ -156,33 +156,31 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
 
     run_dir = RunDir(Path(args.run_dir))
     spec = load(run_dir.spec_path())
-    champion = champion_for(spec, args.champion)
+    champion = champion_for(spec, args.champion, console.env)
     with _progress(console).stage("gate"):
         verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
     return _verdict_exit(verdict, run_dir.report, console)
 
 
 def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.gitops_repo import GitHubSettings
     from gitops_mlops.reporting.github import running_in_actions
-    from gitops_mlops.rundir import RunDir
-    from gitops_mlops.stages.promote import GitHubSettings, PromoteContext, promote
+    from gitops_mlops.rundir import RunDir, write_json
+    from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
     from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
     settings = GitHubSettings.from_env(console.env)
     if settings.token and running_in_actions(console.env):
         console.print(f"::add-mask::{settings.token}")
-    context = PromoteContext(
-        load(run_dir.spec_path()),
-        run_dir,
-        args.environment,
-        args.image,
-        args.force,
-        args.reason,
-        settings,
-    )
+    spec = load(run_dir.spec_path())
     with _progress(console).stage("promote"):
+        candidate = Candidate.from_run(run_dir, args.image)
+        context = PromoteContext(
+            spec, candidate, args.environment, args.force, args.reason, settings
+        )
         result = promote(context)
+    write_json(run_dir.root / "promotion.json", result)
     _print_promotion(result, console)
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_mlops import bundle, release
+from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.reporting.progress import Progress
 from gitops_mlops.rundir import RunDir, new_run_dir
 from gitops_mlops.spec.model import Spec
@@ -40,11 +41,13 @@ class RunOutcome:
     verdict: dict[str, Any] | None
 
 
-def champion_for(spec: Spec, champion_file: Path | None) -> release.Champion | None:
-    """`--champion FILE` when given, else the release record in a local GitOps repository."""
+def champion_for(
+    spec: Spec, champion_file: Path | None, env: Mapping[str, str]
+) -> release.Champion | None:
+    """`--champion FILE` when given, else the release record in the GitOps repository."""
     if champion_file is not None:
         return release.read_record(champion_file)
-    return release.local_champion(spec)
+    return release.champion(spec, GitHubSettings.from_env(env))
 
 
 def run(options: RunOptions, progress: Progress) -> RunOutcome:
@@ -63,7 +66,7 @@ def run(options: RunOptions, progress: Progress) -> RunOutcome:
         measured = evaluate(EvaluateContext(spec, run_dir, trained.model, trained.data))
     if stop == 2:
         return RunOutcome(spec, run_dir, trained.version, None)
-    champion = champion_for(spec, options.champion_file)
+    champion = champion_for(spec, options.champion_file, options.env)
     with progress.stage("gate"):
         verdict = gate(GateContext(spec, run_dir, champion, measured, trained.version))
     return RunOutcome(spec, run_dir, trained.version, verdict)

@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
+from gitops_mlops import gitops_repo
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.spec.model import Spec
 
 KIND = "ModelRelease"
@@ -66,13 +68,18 @@ def render_record(fields: Mapping[str, Any]) -> str:
     return HEADER + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 
 
-def local_champion(spec: Spec) -> Champion | None:
-    """The champion's record when the GitOps repository is a folder on this machine."""
+def champion(spec: Spec, github: GitHubSettings) -> Champion | None:
+    """The release record of `gate.champion`, read from the GitOps repository's base branch."""
     if spec.gate.champion is None or spec.promotion is None:
         return None
-    repository = spec.promotion.repository
-    if repository is None or not (spec.root / repository).is_dir():
-        return None
     environment = next(e for e in spec.promotion.environments if e.name == spec.gate.champion)
-    path = spec.root / repository / environment.release_record
-    return read_record(path) if path.is_file() else None
+    text = gitops_repo.read_base_file(spec, github, environment.release_record)
+    if text is None:
+        return None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise MlopsError(
+            f"{environment.release_record}: release record is not valid YAML ({err})"
+        ) from None
+    return parse_record(raw, environment.release_record)

@@ -69,6 +69,7 @@ def gate(
 ) -> tuple[int, dict[str, Any], str]:
     """Run `mlops gate` on a copy of the trained run with another gate section."""
     shutil.copytree(trained / "run", tmp_path / "run")
+    (tmp_path / "gitops").mkdir(exist_ok=True)  # a local GitOps folder (no release yet)
     spec = write_spec(tmp_path, BODY + section)
     (tmp_path / "run" / "run.json").write_text(json.dumps({"spec": str(spec)}))
     args = ["gate", str(tmp_path / "run")]

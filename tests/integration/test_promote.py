@@ -34,7 +34,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = spec.replace("latency: {batch_size: 1, repeats: 100}", "latency: false")
     spec = spec.replace("    - {metric: latency_p95_ms, max: 50}\n", "")
     (folder / "mlops.yaml").write_text(spec)
-    result = run_cli("run", str(folder / "mlops.yaml"), "--out", str(folder / "run"))
+    with FakeGitHub() as fake:  # the gate reads its champion from acme/gitops
+        fake.create_repo(REPO, gitops_files())
+        result = run_cli(
+            "run",
+            str(folder / "mlops.yaml"),
+            "--until",
+            "gate",
+            "--out",
+            str(folder / "run"),
+            env=fake.env(SOURCE),
+        )
     assert result.code == 0, result.out + result.err
     return folder
 

@@ -82,9 +82,16 @@ class Checkout:
         return result.stdout
 
     @classmethod
-    def clone(cls, url: str, folder: Path, branch: str, token: str | None = None) -> Checkout:
+    def clone(
+        cls, url: str, folder: Path, branch: str, token: str | None = None, depth: int = 0
+    ) -> Checkout:
         checkout = cls(folder, url, token)
-        checkout.git("clone", "--quiet", "--no-tags", "--branch", branch, url, str(folder))
+        shallow = ["--depth", str(depth)] if depth else []
+        # file:// makes --depth apply to local paths too.
+        source = Path(url).as_uri() if depth and Path(url).is_absolute() else url
+        checkout.git(
+            "clone", "--quiet", "--no-tags", *shallow, "--branch", branch, source, str(folder)
+        )
         return checkout
 
     def remote_head(self, branch: str) -> str | None:

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle, release
+from gitops_mlops import bundle, gitops_repo, release
 from gitops_mlops.errors import MlopsError, PromotionConflict
+from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, GitError
 from gitops_mlops.integrations.github import BODY_LIMIT, TITLE_LIMIT, GitHub, fit
 from gitops_mlops.manifests import Image, update
-from gitops_mlops.rundir import RunDir, read_json, write_json
+from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Environment, Spec
 
 MAX_ATTEMPTS = 3
 _DIGEST = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
-_OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 class PromotionRefused(MlopsError):
@@ -34,39 +34,10 @@ class PromotionRefused(MlopsError):
 
 
 @dataclass(frozen=True)
-class GitHubSettings:
-    """Everything promotion needs from the environment, resolved once."""
-
-    token: str | None
-    api_url: str
-    server_url: str
-    current_repository: str | None
-    run_url: str | None
-    throttle: bool
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> GitHubSettings:
-        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-        repository = env.get("GITHUB_REPOSITORY") or None
-        run_id = env.get("GITHUB_RUN_ID")
-        return cls(
-            token=env.get("MLOPS_GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or None,
-            api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
-            server_url=server,
-            current_repository=repository,
-            run_url=f"{server}/{repository}/actions/runs/{run_id}"
-            if repository and run_id
-            else None,
-            throttle=env.get("MLOPS_GITHUB_THROTTLE", "1") != "0",
-        )
-
-
-@dataclass(frozen=True)
 class PromoteContext:
     spec: Spec
-    run: RunDir
+    candidate: Candidate
     environment: str
-    image: str | None  # REF@sha256:…; default: build.json of the run
     force: bool
     reason: str | None
     github: GitHubSettings
@@ -89,19 +60,70 @@ def parse_image(reference: str) -> tuple[str, str]:
     return match["repository"], match["digest"]
 
 
-def _image(ctx: PromoteContext, version: str) -> Image:
-    reference = ctx.image
-    if reference is None:
-        build = ctx.run.root / "build.json"
-        if not build.is_file():
-            raise MlopsError(
-                "no image to pin: build and push it first (`mlops build --push`), or pass "
-                "--image REPOSITORY@sha256:..."
-            )
-        data = read_json(build, "build.json")
-        reference = f"{data['image']}@{data['digest']}"
-    repository, digest = parse_image(reference)
-    return Image(repository, digest, version)
+@dataclass(frozen=True)
+class Candidate:
+    """What is being released: from a run directory, or from another environment's record."""
+
+    image: Image
+    provenance: Mapping[str, Any]  # model/data/spec digests and the source git commit
+    measured: Mapping[str, Any]  # {"metrics": ..., "slices": ...}
+    passed: bool  # the gate's verdict
+    checks: int
+    failed: int
+    report: str  # markdown for the pull request body
+
+    @classmethod
+    def from_run(cls, run: RunDir, image: str | None) -> Candidate:
+        manifest = bundle.read_manifest(run.model_dir)
+        verdict = read_json(run.verdict, "verdict.json")
+        if image is None:
+            build = run.root / "build.json"
+            if not build.is_file():
+                raise MlopsError(
+                    "no image to pin: build and push it first (`mlops build --push`), or pass "
+                    "--image REPOSITORY@sha256:..."
+                )
+            data = read_json(build, "build.json")
+            image = f"{data['image']}@{data['digest']}"
+        repository, digest = parse_image(image)
+        rows = verdict.get("rows", [])
+        return cls(
+            image=Image(repository, digest, str(manifest["model_version"])),
+            provenance={k: manifest.get(k) for k in _PROVENANCE},
+            measured=read_json(run.metrics, "metrics.json"),
+            passed=bool(verdict.get("passed")),
+            checks=len(rows),
+            failed=sum(1 for r in rows if not r.get("passed")),
+            report=run.report.read_text(encoding="utf-8") if run.report.is_file() else "",
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], source: str) -> Candidate:
+        """Re-release what an environment runs (workflow_dispatch promotions)."""
+        repository, digest = parse_image(str(record.get("image", "")))
+        gate = record.get("gate") or {}
+        metrics = record.get("metrics") or {}
+        table = "\n".join(
+            f"| {name} | {entry.get('value') if isinstance(entry, dict) else entry} |"
+            for name, entry in metrics.items()
+        )
+        report = (
+            f"Released as it runs in **{source}** (gate passed: {gate.get('passed')}).\n\n"
+            f"| metric | value |\n|---|---:|\n{table}\n"
+        )
+        return cls(
+            image=Image(repository, digest, str(record.get("version"))),
+            provenance={k: record.get(k) for k in _PROVENANCE if k != "git_commit"}
+            | {"git_commit": (record.get("source") or {}).get("commit")},
+            measured={"metrics": metrics, "slices": record.get("slices") or {}},
+            passed=bool(gate.get("passed")),
+            checks=int(gate.get("checks", 0)),
+            failed=int(gate.get("failed", 0)),
+            report=report,
+        )
+
+
+_PROVENANCE = ("model_digest", "data_digest", "spec_digest", "git_commit")
 
 
 def _environment(spec: Spec, name: str) -> Environment:
@@ -113,33 +135,8 @@ def _environment(spec: Spec, name: str) -> Environment:
     raise MlopsError(f"no environment {name!r} in promotion.environments (environments: {known})")
 
 
-def _remote(ctx: PromoteContext) -> tuple[str, str | None, str | None]:
-    """(git URL, GitHub owner/name or None for a local repository, token)."""
-    configured = ctx.spec.promotion.repository if ctx.spec.promotion else None
-    local = ctx.spec.root / configured if configured is not None else None
-    if local is not None and local.is_dir():
-        if not (local / ".git").exists() and not (local / "HEAD").is_file():
-            raise MlopsError(
-                f"promotion.repository {configured!r} is a folder but not a git "
-                f"repository; run `git init` in {local}"
-            )
-        return str(local.resolve()), None, None
-    repository = configured or ctx.github.current_repository
-    if repository is None or not _OWNER_NAME.match(repository):
-        raise MlopsError(
-            f"promotion.repository {repository!r} is neither a local git repository nor "
-            "owner/name; set it, or run where GITHUB_REPOSITORY is set"
-        )
-    if not ctx.github.token:
-        raise MlopsError(
-            f"promoting to {repository} needs a GitHub token: set MLOPS_GITHUB_TOKEN (or "
-            "GITHUB_TOKEN) with contents and pull-requests write access"
-        )
-    return f"{ctx.github.server_url}/{repository}.git", repository, ctx.github.token
-
-
-def _check_policy(ctx: PromoteContext, verdict: Mapping[str, Any]) -> None:
-    if verdict.get("passed"):
+def _check_policy(ctx: PromoteContext) -> None:
+    if ctx.candidate.passed:
         return
     if not ctx.force:
         raise PromotionRefused(
@@ -175,36 +172,33 @@ def _yaml(text: str) -> Any:
         return None
 
 
-def _record(
-    ctx: PromoteContext,
-    environment: Environment,
-    image: Image,
-    manifest: Mapping[str, Any],
-    measured: Mapping[str, Any],
-    verdict: Mapping[str, Any],
-) -> str:
-    rows = verdict.get("rows", [])
+def _forced(ctx: PromoteContext) -> bool:
+    return ctx.force and not ctx.candidate.passed
+
+
+def _record(ctx: PromoteContext, environment: Environment) -> str:
+    candidate = ctx.candidate
     return release.render_record(
         {
             "model": ctx.spec.metadata.name,
             "environment": environment.name,
-            "version": image.tag,
-            "image": image.reference,
-            "model_digest": manifest.get("model_digest"),
-            "data_digest": manifest.get("data_digest"),
-            "spec_digest": manifest.get("spec_digest"),
-            "metrics": measured.get("metrics", {}),
-            "slices": measured.get("slices", {}),
+            "version": candidate.image.tag,
+            "image": candidate.image.reference,
+            "model_digest": candidate.provenance.get("model_digest"),
+            "data_digest": candidate.provenance.get("data_digest"),
+            "spec_digest": candidate.provenance.get("spec_digest"),
+            "metrics": candidate.measured.get("metrics", {}),
+            "slices": candidate.measured.get("slices", {}),
             "gate": {
-                "passed": bool(verdict.get("passed")),
-                "checks": len(rows),
-                "failed": sum(1 for r in rows if not r.get("passed")),
-                "forced": ctx.force and not verdict.get("passed"),
-                "reason": ctx.reason if ctx.force and not verdict.get("passed") else None,
+                "passed": candidate.passed,
+                "checks": candidate.checks,
+                "failed": candidate.failed,
+                "forced": _forced(ctx),
+                "reason": ctx.reason if _forced(ctx) else None,
             },
             "source": {
                 "repository": ctx.github.current_repository,
-                "commit": manifest.get("git_commit"),
+                "commit": candidate.provenance.get("git_commit"),
                 "run_url": ctx.github.run_url,
             },
         }
@@ -215,10 +209,10 @@ def _plan(
     checkout: Checkout,
     ctx: PromoteContext,
     environment: Environment,
-    image: Image,
     record: str,
     base_ref: str,
 ) -> _Plan:
+    image = ctx.candidate.image
     files: dict[str, str] = {}
     for target in environment.targets:
         text = files.get(target.file) or checkout.show(base_ref, target.file)
@@ -230,7 +224,7 @@ def _plan(
     trailers = [f"Model-Version: {image.tag}", f"Image: {image.reference}"]
     if ctx.github.current_repository:
         trailers.append(f"Source-Repository: {ctx.github.current_repository}")
-    commit = read_json(ctx.run.model_dir / bundle.MANIFEST_FILE, "manifest").get("git_commit")
+    commit = ctx.candidate.provenance.get("git_commit")
     if commit:
         trailers.append(f"Source-Commit: {commit}")
     message = (
@@ -295,25 +289,21 @@ def _push(
 
 
 def promote(ctx: PromoteContext) -> dict[str, Any]:
-    spec, run = ctx.spec, ctx.run
+    """Publish the promotion; the result is what promotion.json records."""
+    spec, image = ctx.spec, ctx.candidate.image
     environment = _environment(spec, ctx.environment)
-    manifest = bundle.read_manifest(run.model_dir)
-    verdict = read_json(run.verdict, "verdict.json")
-    measured = read_json(run.metrics, "metrics.json")
-    _check_policy(ctx, verdict)
-    image = _image(ctx, manifest["model_version"])
-    url, repository, token = _remote(ctx)
+    _check_policy(ctx)
+    url, repository, token = gitops_repo.remote(ctx.spec, ctx.github)
     base = spec.promotion.base if spec.promotion else "main"
     branch = f"mlops/promote/{environment.name}/{spec.metadata.name}"
-    record = _record(ctx, environment, image, manifest, measured, verdict)
     with tempfile.TemporaryDirectory(prefix="mlops-promote-") as tmp:
         checkout = Checkout.clone(url, Path(tmp) / "repo", base, token)
-        result = _publish(ctx, checkout, environment, image, record, base, branch)
+        result = _publish(ctx, checkout, environment, _record(ctx, environment), base, branch)
         result |= {
             "repository": repository or url,
             "image": image.reference,
             "version": image.tag,
-            "forced": ctx.force and not verdict.get("passed"),
+            "forced": _forced(ctx),
         }
         if result["changed"] and repository is not None:
             result |= _pull_request(
@@ -321,19 +311,17 @@ def promote(ctx: PromoteContext) -> dict[str, Any]:
                 checkout,
                 repository,
                 environment,
-                image,
                 branch,
                 base,
                 result["pushed"] and result["previous"] is None,
             )
         elif result["changed"]:
             result["would_open"] = {
-                "title": _title(spec, image, environment),
-                "body": _body(ctx, environment, image),
+                "title": _title(ctx, environment),
+                "body": _body(ctx, environment),
             }
             result["diff"] = checkout.git("show", "--format=%B", "HEAD")
     result.pop("previous", None)
-    write_json(run.root / "promotion.json", result)
     return result
 
 
@@ -341,15 +329,14 @@ def _publish(
     ctx: PromoteContext,
     checkout: Checkout,
     environment: Environment,
-    image: Image,
     record: str,
     base: str,
     branch: str,
 ) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         base_sha = checkout.fetch(base)
-        _check_requires(checkout, ctx, environment, base_sha, image.tag)
-        plan = _plan(checkout, ctx, environment, image, record, base_sha)
+        _check_requires(checkout, ctx, environment, base_sha, ctx.candidate.image.tag)
+        plan = _plan(checkout, ctx, environment, record, base_sha)
         held = _holds(checkout, base_sha, plan, environment.release_record)
         changed = [] if held else _commit(checkout, plan, base_sha, branch)
         if not changed:
@@ -389,31 +376,31 @@ def marker(spec: Spec, environment: Environment) -> str:
     return f"<!-- gitops-mlops:promotion model={spec.metadata.name} env={environment.name} -->"
 
 
-def _title(spec: Spec, image: Image, environment: Environment) -> str:
-    return fit(f"Promote {spec.metadata.name} {image.tag} to {environment.name}", TITLE_LIMIT, "…")
+def _title(ctx: PromoteContext, environment: Environment) -> str:
+    name, version = ctx.spec.metadata.name, ctx.candidate.image.tag
+    return fit(f"Promote {name} {version} to {environment.name}", TITLE_LIMIT, "…")
 
 
-def _body(ctx: PromoteContext, environment: Environment, image: Image) -> str:
-    manifest = read_json(ctx.run.model_dir / bundle.MANIFEST_FILE, "manifest")
+def _body(ctx: PromoteContext, environment: Environment) -> str:
+    candidate = ctx.candidate
     source = ctx.github.current_repository or "local"
-    commit = manifest.get("git_commit") or "(not a git checkout)"
+    commit = candidate.provenance.get("git_commit") or "(not a git checkout)"
     lines = [
         marker(ctx.spec, environment),
-        f"Promotes **{ctx.spec.metadata.name}** `{image.tag}` to **{environment.name}**.",
+        f"Promotes **{ctx.spec.metadata.name}** `{candidate.image.tag}` to **{environment.name}**.",
         "",
         "| | |",
         "|---|---|",
-        f"| image | `{image.reference}` |",
-        f"| model digest | `{manifest.get('model_digest')}` |",
-        f"| data digest | `{manifest.get('data_digest')}` |",
+        f"| image | `{candidate.image.reference}` |",
+        f"| model digest | `{candidate.provenance.get('model_digest')}` |",
+        f"| data digest | `{candidate.provenance.get('data_digest')}` |",
         f"| source | {source} @ `{commit}` |",
     ]
     if ctx.github.run_url:
         lines.append(f"| run | {ctx.github.run_url} |")
-    if ctx.force:
+    if _forced(ctx):
         lines += ["", f"> **Promoted past a failed gate** (`--force`). Reason: {ctx.reason}"]
-    report = ctx.run.report.read_text(encoding="utf-8") if ctx.run.report.is_file() else ""
-    text = "\n".join(lines) + "\n\n" + report
+    text = "\n".join(lines) + "\n\n" + candidate.report
     pointer = "\n*Truncated: the full report is in the workflow run's job summary.*"
     return fit(text, BODY_LIMIT, pointer)
 
@@ -423,7 +410,6 @@ def _pull_request(
     checkout: Checkout,
     repository: str,
     environment: Environment,
-    image: Image,
     branch: str,
     base: str,
     new_branch: bool,
@@ -436,8 +422,8 @@ def _pull_request(
             pulls,
             branch,
             base,
-            _title(ctx.spec, image, environment),
-            _body(ctx, environment, image),
+            _title(ctx, environment),
+            _body(ctx, environment),
             ctx.spec.promotion.labels,
             environment.reviewers,
             ctx.spec.promotion.draft,
