@@ -20,6 +20,7 @@ from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
 
 if TYPE_CHECKING:
     from gitops_mlops.reporting.progress import Progress
+    from gitops_mlops.stages.report import ReportResult
 
 
 @dataclass(frozen=True)
@@ -108,18 +109,80 @@ def _verdict_exit(verdict: dict[str, object], report: Path, console: Console) ->
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from gitops_mlops.pipeline import RunOptions, run
+    from gitops_mlops.pipeline import RunOptions, event_of, run
 
-    options = RunOptions(Path(args.spec), args.until, args.out, args.champion, console.env)
+    options = RunOptions(
+        spec_path=Path(args.spec),
+        until=args.until,
+        out=args.out,
+        champion_file=args.champion,
+        env=console.env,
+        event=event_of(args.event, console.env),
+        environment=args.environment,
+        version=args.version,
+        image=args.image,
+        force=args.force,
+        reason=args.reason,
+    )
+    _mask_token(console)
     outcome = run(options, _progress(console))
+    for promotion in outcome.promotions:
+        _print_promotion(promotion, console)
+    if outcome.report is not None:
+        _print_report(outcome.report, console)
     if outcome.run is not None:
         console.print(f"run directory: {outcome.run.root}")
     if outcome.verdict is None or outcome.run is None:
         return 0
-    progress = _progress(console)
-    progress.skipped("build", "the serving image is not part of this version of mlops yet")
-    progress.skipped("promote", "promotion is not part of this version of mlops yet")
     return _verdict_exit(outcome.verdict, outcome.run.report, console)
+
+
+def _mask_token(console: Console) -> None:
+    from gitops_mlops.gitops_repo import GitHubSettings
+    from gitops_mlops.reporting.github import running_in_actions
+
+    token = GitHubSettings.from_env(console.env).token
+    if token and running_in_actions(console.env):
+        console.print(f"::add-mask::{token}")
+
+
+def _print_report(result: ReportResult, console: Console) -> None:
+    from gitops_mlops.reporting.github import annotation, running_in_actions
+
+    for line in result.annotations:
+        console.print(line)
+    for warning in result.warnings:
+        if running_in_actions(console.env):
+            console.print(annotation("warning", warning))
+        else:
+            console.say(f"warning: {warning}")
+    if result.comment is not None:
+        verb = "posted" if result.comment["created"] else "updated"
+        console.print(f"{verb} the report on pull request #{result.comment['pull_request']}")
+
+
+def _cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.gitops_repo import GitHubSettings
+    from gitops_mlops.pipeline import event_of
+    from gitops_mlops.reporting.github import running_in_actions
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.report import ReportContext, report
+    from gitops_mlops.stages.validate import load
+
+    run_dir = RunDir(Path(args.run_dir))
+    _mask_token(console)
+    context = ReportContext(
+        load(run_dir.spec_path()),
+        run_dir,
+        event_of(args.event, console.env),
+        console.env,
+        GitHubSettings.from_env(console.env),
+    )
+    result = report(context)
+    if not running_in_actions(console.env):
+        console.print(result.text)
+    _print_report(result, console)
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace, console: Console) -> int:
@@ -225,10 +288,29 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the pipeline: validate, train, evaluate, gate")
     run.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
-    run.add_argument("--until", choices=("validate", "train", "evaluate", "gate"), default="gate")
+    run.add_argument(
+        "--until",
+        choices=("validate", "train", "evaluate", "gate"),
+        help="stop after this stage (default: every stage the event calls for)",
+    )
+    run.add_argument(
+        "--event",
+        choices=("push", "pull_request", "workflow_dispatch"),
+        help="trigger (default: GITHUB_EVENT_NAME, else push)",
+    )
     run.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
     run.add_argument("--champion", type=Path, help="release record to gate against")
+    run.add_argument("--environment", "-e", help="workflow_dispatch: environment to promote to")
+    run.add_argument("--version", help="workflow_dispatch: model version expected")
+    run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
+    run.add_argument("--force", action="store_true", help="promote despite a failed gate")
+    run.add_argument("--reason", help="why --force is used (goes into the pull request)")
     run.set_defaults(handler=_cmd_run)
+
+    report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
+    report_cmd.add_argument("run_dir", metavar="RUN_DIR")
+    report_cmd.add_argument("--event", choices=("push", "pull_request", "workflow_dispatch"))
+    report_cmd.set_defaults(handler=_cmd_report)
 
     train = commands.add_parser("train", help="train the model into a run directory")
     train.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")

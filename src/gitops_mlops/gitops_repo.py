@@ -16,7 +16,7 @@ from gitops_mlops.errors import MlopsError
 from gitops_mlops.integrations.git import Checkout
 from gitops_mlops.spec.model import Spec
 
-_OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_OWNER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)

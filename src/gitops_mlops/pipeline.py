@@ -1,36 +1,51 @@
-"""Which stages run, in which order, for a run.
+"""Which stages run, in which order, for which trigger (DESIGN.md §1).
 
-`mlops run --until STAGE` runs validate → train → evaluate → gate (or fewer); each stage is a
-module in `stages/` with one entry point, and this module only wires their results together.
+| event             | stages                                                             |
+|-------------------|--------------------------------------------------------------------|
+| pull_request      | validate → train → evaluate → gate → report (sticky comment)       |
+| push              | … → gate → build → promote to every `on: push` environment → report |
+| workflow_dispatch | promote what the `requires` environment runs to `--environment`    |
+
+Each stage is a module in `stages/` with one entry point; this module only wires them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops_mlops import bundle, release
-from gitops_mlops.gitops_repo import GitHubSettings
+from gitops_mlops.errors import MlopsError
+from gitops_mlops.gitops_repo import GitHubSettings, read_base_file
 from gitops_mlops.reporting.progress import Progress
-from gitops_mlops.rundir import RunDir, new_run_dir
+from gitops_mlops.rundir import RunDir, new_run_dir, write_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
 from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
 from gitops_mlops.stages.gate import GateContext, gate
+from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
+from gitops_mlops.stages.report import ReportContext, ReportResult, report
 from gitops_mlops.stages.train import TrainContext, train
 
 STAGES = ("validate", "train", "evaluate", "gate")
+EVENTS = ("push", "pull_request", "workflow_dispatch")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     spec_path: Path
-    until: str
+    until: str | None  # None: every stage the event calls for
     out: Path | None
     champion_file: Path | None
     env: Mapping[str, str]
+    event: str = "push"
+    environment: str | None = None  # workflow_dispatch: where to promote
+    version: str | None = None  # workflow_dispatch: the version expected to be promoted
+    image: str | None = None  # an image built elsewhere, REPOSITORY@sha256:…
+    force: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,16 @@ class RunOutcome:
     run: RunDir | None
     version: str | None
     verdict: dict[str, Any] | None
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    report: ReportResult | None = None
+
+
+def event_of(explicit: str | None, env: Mapping[str, str]) -> str:
+    """`--event`, else the workflow's GITHUB_EVENT_NAME, else push (a laptop)."""
+    event = explicit or env.get("GITHUB_EVENT_NAME") or "push"
+    if event not in EVENTS:
+        raise MlopsError(f"event {event!r} is not handled; use one of {', '.join(EVENTS)}")
+    return event
 
 
 def champion_for(
@@ -51,9 +76,11 @@ def champion_for(
 
 
 def run(options: RunOptions, progress: Progress) -> RunOutcome:
-    stop = STAGES.index(options.until)
     with progress.stage("validate"):
         spec = validate.load(options.spec_path)
+    if options.event == "workflow_dispatch" and options.until is None:
+        return _dispatch(spec, options, progress)
+    stop = STAGES.index(options.until or "gate")
     if stop == 0:
         return RunOutcome(spec, None, None, None)
     run_dir = new_run_dir(options.out)
@@ -66,10 +93,91 @@ def run(options: RunOptions, progress: Progress) -> RunOutcome:
         measured = evaluate(EvaluateContext(spec, run_dir, trained.model, trained.data))
     if stop == 2:
         return RunOutcome(spec, run_dir, trained.version, None)
-    champion = champion_for(spec, options.champion_file, options.env)
     with progress.stage("gate"):
+        champion = champion_for(spec, options.champion_file, options.env)
         verdict = gate(GateContext(spec, run_dir, champion, measured, trained.version))
-    return RunOutcome(spec, run_dir, trained.version, verdict)
+    if options.until is not None:
+        return RunOutcome(spec, run_dir, trained.version, verdict)
+    promotions = []
+    if options.event == "push" and verdict["passed"]:
+        promotions = _release(spec, run_dir, options, progress)
+    elif options.event == "push":
+        progress.skipped("build", "the gate failed")
+        progress.skipped("promote", "the gate failed")
+    with progress.stage("report"):
+        result = report(_report_context(spec, run_dir, options))
+    return RunOutcome(spec, run_dir, trained.version, verdict, promotions, result)
+
+
+def _report_context(spec: Spec, run_dir: RunDir, options: RunOptions) -> ReportContext:
+    return ReportContext(
+        spec, run_dir, options.event, options.env, GitHubSettings.from_env(options.env)
+    )
+
+
+def _release(
+    spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
+) -> list[dict[str, Any]]:
+    """Build (not in this version) and promote to every `on: push` environment."""
+    if options.image is None:
+        progress.skipped("build", "building the serving image is not part of this version yet")
+        progress.skipped(
+            "promote",
+            "no image to pin (pass --image REPOSITORY@sha256:... to promote one built elsewhere)",
+        )
+        return []
+    progress.skipped("build", f"using the image given with --image: {options.image}")
+    targets = [e for e in (spec.promotion.environments if spec.promotion else ()) if e.on == "push"]
+    if not targets:
+        progress.skipped("promote", "no environment has `on: push`")
+        return []
+    settings = GitHubSettings.from_env(options.env)
+    candidate = Candidate.from_run(run_dir, options.image)
+    results = []
+    for environment in targets:
+        with progress.stage(f"promote {environment.name}"):
+            context = PromoteContext(
+                spec, candidate, environment.name, options.force, options.reason, settings
+            )
+            results.append(promote(context))
+    write_json(run_dir.root / "promotion.json", results[-1])
+    return results
+
+
+def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome:
+    """workflow_dispatch: promote what the required environment runs; nothing is trained."""
+    if options.environment is None:
+        raise MlopsError("workflow_dispatch needs --environment: where to promote")
+    environments = {e.name: e for e in (spec.promotion.environments if spec.promotion else ())}
+    target = environments.get(options.environment)
+    if target is None:
+        raise MlopsError(f"no environment {options.environment!r} in promotion.environments")
+    if target.requires is None:
+        raise MlopsError(
+            f"{target.name} has no `requires`: there is no environment to promote a version "
+            "from; promote a run with `mlops promote RUN_DIR --environment ...`"
+        )
+    settings = GitHubSettings.from_env(options.env)
+    with progress.stage(f"promote {target.name}"):
+        source = environments[target.requires]
+        text = read_base_file(spec, settings, source.release_record)
+        if text is None:
+            raise MlopsError(
+                f"{source.name} has no release yet ({source.release_record}); nothing to promote"
+            )
+        record = release.parse_record_text(text, source.release_record)
+        candidate = Candidate.from_record(record, source.name)
+        if options.version is not None and options.version != candidate.image.tag:
+            raise MlopsError(
+                f"{source.name} runs {candidate.image.tag}, not {options.version}; "
+                f"{target.name} can only receive what {source.name} runs"
+            )
+        result = promote(
+            PromoteContext(spec, candidate, target.name, options.force, options.reason, settings)
+        )
+    out = options.out or Path(".mlops") / "dispatch"
+    write_json(out / "promotion.json", result)
+    return RunOutcome(spec, None, candidate.image.tag, None, [result])
 
 
 def version_of(run_dir: RunDir) -> str:

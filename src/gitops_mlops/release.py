@@ -76,10 +76,16 @@ def champion(spec: Spec, github: GitHubSettings) -> Champion | None:
     text = gitops_repo.read_base_file(spec, github, environment.release_record)
     if text is None:
         return None
+    record = parse_record_text(text, environment.release_record)
+    return parse_record(record, environment.release_record)
+
+
+def parse_record_text(text: str, source: str) -> dict[str, Any]:
+    """A release record's fields; MlopsError when the text is not one."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise MlopsError(
-            f"{environment.release_record}: release record is not valid YAML ({err})"
-        ) from None
-    return parse_record(raw, environment.release_record)
+        raise MlopsError(f"{source}: release record is not valid YAML ({err})") from None
+    if not isinstance(raw, dict) or raw.get("kind") != KIND:
+        raise MlopsError(f"{source}: not a release record (expected `kind: {KIND}`)")
+    return raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -191,11 +192,24 @@ def test_run_prints_one_line_per_stage_and_groups_under_actions(tmp_path: Path) 
     spec = str(ROOT / "examples" / "iris" / "mlops.yaml")
     plain = run_cli("run", spec, "--out", str(tmp_path / "a"))
     stages = [line.split()[0] for line in plain.out.splitlines() if line and line[0] != " "]
-    assert stages[:4] == ["validate", "train", "evaluate", "gate"]
+    assert stages[:7] == ["validate", "train", "evaluate", "gate", "build", "promote", "report"]
     assert "::group::" not in plain.out
     assert "build     skip" in plain.out and "promote   skip" in plain.out
-    actions = run_cli("run", spec, "--out", str(tmp_path / "b"), env={"GITHUB_ACTIONS": "true"})
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    actions = run_cli(
+        "run",
+        spec,
+        "--out",
+        str(tmp_path / "b"),
+        env={
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_OUTPUT": str(outputs),
+        },
+    )
     assert actions.code == 0
+    assert "passed the gate" in summary.read_text()
+    assert re.search(r"^verdict<<(mlops_[0-9a-f]{16})\npassed\n\1$", outputs.read_text(), re.M)
     assert [line for line in actions.out.splitlines() if line.startswith("::")] == [
         "::group::validate",
         "::endgroup::",
@@ -204,6 +218,8 @@ def test_run_prints_one_line_per_stage_and_groups_under_actions(tmp_path: Path) 
         "::group::evaluate",
         "::endgroup::",
         "::group::gate",
+        "::endgroup::",
+        "::group::report",
         "::endgroup::",
     ]
 

@@ -37,7 +37,11 @@ def gate(ctx: GateContext) -> dict[str, Any]:
     measured = (
         ctx.metrics if ctx.metrics is not None else read_json(ctx.run.metrics, "metrics.json")
     )
-    rows = [row for t in ctx.spec.gate.thresholds for row in _rows(ctx, t, measured)]
+    rows = [
+        row
+        for index, threshold in enumerate(ctx.spec.gate.thresholds)
+        for row in _rows(ctx, index, threshold, measured)
+    ]
     verdict = {
         "passed": all(r["passed"] for r in rows),
         "rows": rows,
@@ -81,7 +85,9 @@ def _observed(
     return float(end), " (pessimistic bound)"
 
 
-def _rows(ctx: GateContext, threshold: Threshold, measured: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(
+    ctx: GateContext, index: int, threshold: Threshold, measured: dict[str, Any]
+) -> list[dict[str, Any]]:
     metric = metrics.METRICS[threshold.metric]
     kinds = [
         (kind, value)
@@ -98,6 +104,7 @@ def _rows(ctx: GateContext, threshold: Threshold, measured: dict[str, Any]) -> l
     rows = []
     for kind, limit in kinds:
         row: dict[str, Any] = {
+            "threshold": index,  # position in gate.thresholds
             "metric": threshold.metric,
             "slice": threshold.slice,
             "kind": kind,

@@ -1,0 +1,139 @@
+"""Stage 7: put the report where people look.
+
+Under GitHub Actions: the job summary, step outputs (`model-version`, `verdict`,
+`image-digest`, `pr-url`) and an error annotation on the spec line of each failed threshold.
+On a pull_request event: one sticky comment per model, created once and then edited in place.
+Elsewhere: the report on standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops_mlops.errors import MlopsError
+from gitops_mlops.gitops_repo import GitHubSettings
+from gitops_mlops.integrations.github import BODY_LIMIT, GitHub, fit
+from gitops_mlops.reporting.github import annotation, running_in_actions
+from gitops_mlops.rundir import RunDir, read_json
+from gitops_mlops.spec.model import Spec
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    spec: Spec
+    run: RunDir
+    event: str
+    env: Mapping[str, str]
+    github: GitHubSettings
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    outputs: dict[str, str]
+    annotations: list[str]
+    comment: dict[str, Any] | None  # {"id", "created"} when a sticky comment was written
+    warnings: list[str]
+    text: str  # the report itself
+
+
+def comment_marker(spec: Spec) -> str:
+    return f"<!-- gitops-mlops:report model={spec.metadata.name} -->"
+
+
+def _optional(path: Path) -> dict[str, Any]:
+    loaded = read_json(path, path.name) if path.is_file() else {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def outputs(run: RunDir) -> dict[str, str]:
+    manifest = _optional(run.model_dir / "manifest.json")
+    verdict = _optional(run.verdict)
+    build = _optional(run.root / "build.json")
+    promotion = _optional(run.root / "promotion.json")
+    pull = promotion.get("pull_request") or {}
+    return {
+        "model-version": str(manifest.get("model_version", "")),
+        "verdict": "" if not verdict else ("passed" if verdict.get("passed") else "failed"),
+        "image-digest": str(build.get("digest", "")),
+        "pr-url": str(pull.get("url", "")),
+    }
+
+
+def _annotations(ctx: ReportContext) -> list[str]:
+    verdict = _optional(ctx.run.verdict)
+    lines = []
+    for row in verdict.get("rows", []):
+        if row.get("passed"):
+            continue
+        line, column = ctx.spec.locations.get(f"gate.thresholds[{row.get('threshold', 0)}]", (1, 1))
+        lines.append(
+            annotation("error", f"gate: {row['reason']}", str(ctx.spec.file), line, column)
+        )
+    return lines
+
+
+def _write_outputs(path: str, values: Mapping[str, str]) -> None:
+    with Path(path).open("a", encoding="utf-8") as handle:
+        for key, value in values.items():
+            # A random delimiter: no value, whatever it holds, can end the block early.
+            delimiter = f"mlops_{secrets.token_hex(8)}"
+            handle.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def _pull_request_number(env: Mapping[str, str]) -> int | None:
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path or not Path(path).is_file():
+        return None
+    event = json.loads(Path(path).read_text(encoding="utf-8"))
+    number = (event.get("pull_request") or {}).get("number") or event.get("number")
+    return int(number) if isinstance(number, int) else None
+
+
+def _sticky(ctx: ReportContext, text: str) -> tuple[dict[str, Any] | None, list[str]]:
+    number = _pull_request_number(ctx.env)
+    repository = ctx.github.current_repository
+    if number is None or repository is None or ctx.github.token is None:
+        return None, [
+            "no pull request comment: GITHUB_EVENT_PATH, GITHUB_REPOSITORY or a token is missing"
+        ]
+    body = fit(
+        f"{comment_marker(ctx.spec)}\n{text}",
+        BODY_LIMIT,
+        "*Truncated: the full report is in the workflow run's job summary.*",
+    )
+    github = GitHub(ctx.github.token, repository, ctx.github.api_url, ctx.github.throttle)
+    try:
+        comment_id, created = github.sticky_comment(number, comment_marker(ctx.spec), body)
+    except MlopsError as err:
+        # Fork pull requests get a read-only token: the job summary still has the report.
+        return None, [f"could not comment on pull request #{number}: {err}"]
+    return {
+        "id": comment_id,
+        "created": created,
+        "pull_request": number,
+        "api_calls": github.calls,
+    }, []
+
+
+def report(ctx: ReportContext) -> ReportResult:
+    text = ctx.run.report.read_text(encoding="utf-8") if ctx.run.report.is_file() else ""
+    values = outputs(ctx.run)
+    comment: dict[str, Any] | None = None
+    warnings: list[str] = []
+    if ctx.event == "pull_request":
+        comment, warnings = _sticky(ctx, text)
+    notes: list[str] = []
+    if running_in_actions(ctx.env):
+        summary = ctx.env.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with Path(summary).open("a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        if ctx.env.get("GITHUB_OUTPUT"):
+            _write_outputs(ctx.env["GITHUB_OUTPUT"], values)
+        notes = _annotations(ctx)
+    return ReportResult(values, notes, comment, warnings, text)
