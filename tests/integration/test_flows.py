@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, run_cli
-from tests.fake_github import Fault, FakeGitHub
+from tests.fake_github import FakeGitHub, Fault
 from tests.integration.test_promote import IMAGE, REPO, SOURCE, gitops_files
 
 
