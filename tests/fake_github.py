@@ -185,6 +185,7 @@ class FakeGitHub:
             "url": f"{api}/pulls/{pull.number}",
             "html_url": f"{self.url}/{repository}/pull/{pull.number}",
             "number": pull.number,
+            "node_id": f"PR_{repository}_{pull.number}",
             "state": pull.state,
             "title": pull.title,
             "body": pull.body,
@@ -291,11 +292,14 @@ class FakeGitHub:
     def graphql(self, body: dict[str, Any]) -> tuple[int, Any]:
         query = body.get("query", "")
         if "enablePullRequestAutoMerge" in query:
-            variables = body.get("variables", {}).get("input", body.get("variables", {}))
-            for pulls in self.pulls.values():
-                for pull in pulls.values():
-                    if pull.state == "open":
-                        pull.auto_merge = str(variables.get("mergeMethod", "MERGE"))
+            variables = body.get("variables", {}).get("input", {})
+            repository, _, number = (
+                str(variables.get("pullRequestId", "")).removeprefix("PR_").rpartition("_")
+            )
+            pull = self.pulls.get(repository, {}).get(int(number or 0))
+            if pull is None:
+                return 200, {"errors": [{"message": "no such pull request"}]}
+            pull.auto_merge = str(variables.get("mergeMethod", "MERGE"))
             return 200, {"data": {"enablePullRequestAutoMerge": {"clientMutationId": None}}}
         return 200, {"data": {}}
 

@@ -322,3 +322,36 @@ def test_a_local_repository_gets_a_branch_and_a_printed_pull_request(
     branches = git("branch", "--list", cwd=gitops)
     assert "mlops/promote/staging/iris-classifier" in branches
     assert git("status", "--porcelain", cwd=gitops) == ""  # the user's work tree is untouched
+
+
+def test_draft_reviewers_and_auto_merge(trained: Path, github: FakeGitHub, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    spec = (trained / "mlops.yaml").read_text()
+    spec = spec.replace(
+        "pull_request: {labels: [model-promotion]}",
+        "pull_request: {labels: [model-promotion, ml], draft: true, auto_merge: squash}",
+    )
+    spec = spec.replace(
+        "      on: push\n", "      on: push\n      reviewers: [alice, acme/ml-leads]\n"
+    )
+    (project / "mlops.yaml").write_text(spec)
+    run = copy_run(trained, project)
+    (run / "run.json").write_text(json.dumps({"spec": str(project / "mlops.yaml")}))
+    code, out, data = promote(github, run, "staging")
+    assert code == 0, out
+    pull = github.pulls[REPO][1]
+    assert pull.draft is True and pull.labels == ["model-promotion", "ml"]
+    assert (pull.reviewers, pull.team_reviewers) == (["alice"], ["ml-leads"])
+    assert pull.auto_merge == "SQUASH"
+    assert data["api_calls"] <= 10
+
+
+def test_titles_and_bodies_are_cut_to_what_github_accepts() -> None:
+    from gitops_mlops.integrations.github import BODY_LIMIT, fit
+
+    text = "x" * 70_000
+    cut = fit(text, BODY_LIMIT, "*see the job summary*")
+    assert len(cut) <= BODY_LIMIT < 65_536
+    assert cut.endswith("*see the job summary*")
+    assert fit("short", BODY_LIMIT, "p") == "short"
