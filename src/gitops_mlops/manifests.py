@@ -10,6 +10,7 @@ is an error, and applying the same update twice changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -154,18 +155,22 @@ def _walk(node: yaml.Node, path: list[str]) -> yaml.Node | None:
     return node
 
 
+def _named(sequence: yaml.Node | None, name: str) -> Iterator[yaml.MappingNode]:
+    """The mappings of a list whose `name:` is `name` (images entries, containers)."""
+    if not isinstance(sequence, yaml.SequenceNode):
+        return
+    for item in sequence.value:
+        found = _get(item, "name")
+        if isinstance(item, yaml.MappingNode) and found and _scalar_value(found[1]) == name:
+            yield item
+
+
 def _kustomize(
     text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
 ) -> None:
+    assert target.kustomize_image is not None
     for doc in docs:
-        images = _walk(doc, ["images"])
-        if not isinstance(images, yaml.SequenceNode):
-            continue
-        for entry in images.value:
-            name = _get(entry, "name")
-            if name is None or _scalar_value(name[1]) != target.kustomize_image:
-                continue
-            assert isinstance(entry, yaml.MappingNode)
+        for entry in _named(_walk(doc, ["images"]), target.kustomize_image):
             _put(text, entry, "newName", image.repository, edits)
             if _get(entry, "newTag") is not None:
                 _put(text, entry, "newTag", image.tag, edits)
@@ -201,18 +206,12 @@ def _pod_specs(doc: yaml.Node) -> list[yaml.Node]:
 def _container(
     text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
 ) -> None:
+    assert target.container is not None
     hits = 0
     for doc in docs:
         for pod in _pod_specs(doc):
             for field in ("containers", "initContainers"):
-                containers = _walk(pod, [field])
-                if not isinstance(containers, yaml.SequenceNode):
-                    continue
-                for container in containers.value:
-                    name = _get(container, "name")
-                    if name is None or _scalar_value(name[1]) != target.container:
-                        continue
-                    assert isinstance(container, yaml.MappingNode)
+                for container in _named(_walk(pod, [field]), target.container):
                     _put(text, container, "image", image.reference, edits)
                     hits += 1
     if hits == 0:
