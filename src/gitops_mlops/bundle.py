@@ -22,8 +22,6 @@ from gitops_mlops.errors import MlopsError
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 VERSION_LENGTH = 12
-# Modules whose types may be built when a model is loaded. Extended per spec by allow_modules.
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _IDS = re.compile(rb'("__id__": )(\d+)|"(\d+)\.npy"')
 
@@ -75,24 +73,15 @@ def save_model(model: Any, path: Path) -> str:
 
 
 def load_model(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
-    """Load a skops model, building only types from trusted modules."""
-    import skops.io
+    """Load a skops model, building only types from trusted modules (the server's loader)."""
+    from gitops_mlops.serving.model import UntrustedModelError, load_trusted
 
     if not path.is_file():
         raise MlopsError(f"{path}: model file not found")
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-    except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as err:
-        raise UntrustedModel(f"{path}: not a skops model file ({err})") from None
-    trusted_roots = (*TRUSTED_MODULES, *allow_modules)
-    refused = [t for t in untrusted if t.split(".")[0] not in trusted_roots]
-    if refused:
-        raise UntrustedModel(
-            f"{path}: refusing to load types from untrusted modules: {', '.join(refused)}. "
-            "Models may only hold scikit-learn, numpy and scipy types (or modules listed in "
-            "model.allow_modules)."
-        )
-    return skops.io.load(path, trusted=untrusted)
+        return load_trusted(path, allow_modules)
+    except UntrustedModelError as err:
+        raise UntrustedModel(str(err)) from None
 
 
 def model_version(model_digest: str) -> str:

@@ -270,6 +270,28 @@ def _print_promotion(result: dict[str, object], console: Console) -> None:
         console.print(f"    {line}")
 
 
+def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.serving.__main__ import main as serve
+
+    run_dir = RunDir(Path(args.run_dir))
+    if not (run_dir.model_dir / "model.skops").is_file():
+        raise MlopsError(f"{run_dir.model_dir}: no model.skops; train first (`mlops run`)")
+    console.say(f"serving {run_dir.model_dir} on http://{args.host}:{args.port}/v2 (Ctrl-C stops)")
+    return serve(
+        [
+            "--model-dir",
+            str(run_dir.model_dir),
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--workers",
+            str(args.workers),
+        ]
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -333,6 +355,13 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--force", action="store_true", help="promote despite a failed gate")
     promote.add_argument("--reason", help="why --force is used (goes into the pull request)")
     promote.set_defaults(handler=_cmd_promote)
+
+    serve = commands.add_parser("serve", help="serve a run's model locally (no Docker)")
+    serve.add_argument("run_dir", metavar="RUN_DIR")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=_cmd_serve)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")
     schema.set_defaults(handler=_cmd_schema)

@@ -1,0 +1,99 @@
+"""The served model: loaded with trusted types only, described by its manifest.
+
+This package runs inside the serving image, where the rest of gitops_mlops is not installed:
+it imports only the standard library, numpy, pandas and skops.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Modules whose types a model file may build. Anything else is refused before loading.
+TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
+
+_DATATYPES = {
+    "float64": "FP64",
+    "float32": "FP32",
+    "int64": "INT64",
+    "int32": "INT32",
+    "bool": "BOOL",
+}
+
+
+class UntrustedModelError(Exception):
+    """A model file that would build types from modules we do not trust, or no skops file."""
+
+
+def load_trusted(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
+    """Load a skops file, building only types from trusted modules (never unpickling)."""
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as err:
+        raise UntrustedModelError(f"{path}: not a skops model file ({err})") from None
+    trusted_roots = (*TRUSTED_MODULES, *allow_modules)
+    refused = [t for t in untrusted if t.split(".")[0] not in trusted_roots]
+    if refused:
+        raise UntrustedModelError(
+            f"{path}: refusing to load types from untrusted modules: {', '.join(refused)}. "
+            "Models may only hold scikit-learn, numpy and scipy types (or modules listed in "
+            "model.allow_modules)."
+        )
+    return skops.io.load(path, trusted=untrusted)
+
+
+def datatype_of(dtype: str) -> str:
+    """The Open Inference Protocol datatype for a pandas/numpy dtype name."""
+    return _DATATYPES.get(dtype, "BYTES")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    datatype: str  # FP64, INT64, BOOL, BYTES, ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: str
+    model: Any
+    features: tuple[Feature, ...]
+    classes: tuple[Any, ...] | None  # None for regressors
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("predict", "predict_proba") if self.classes is not None else ("predict",)
+
+    @property
+    def predict_datatype(self) -> str:
+        if self.classes is None:
+            return "FP64"
+        kinds = {type(c) for c in self.classes}
+        if kinds <= {int}:
+            return "INT64"
+        if kinds <= {bool}:
+            return "BOOL"
+        return "FP64" if kinds <= {int, float} else "BYTES"
+
+
+def load(model_dir: Path) -> ServedModel:
+    """The model and its manifest from a bundle folder (model.skops + manifest.json)."""
+    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    model = load_trusted(model_dir / "model.skops", tuple(manifest.get("allow_modules", ())))
+    features = tuple(Feature(f["name"], datatype_of(f["dtype"])) for f in manifest["features"])
+    classes = manifest.get("classes")
+    return ServedModel(
+        name=str(manifest["name"]),
+        version=str(manifest["model_version"]),
+        model=model,
+        features=features,
+        classes=tuple(classes)
+        if classes is not None and manifest.get("task") != "regression"
+        else None,
+    )

@@ -1,0 +1,171 @@
+"""Open Inference Protocol (KServe V2) requests and responses for tabular models.
+
+Inputs come either as one tensor per feature (named after the training columns, shape [N])
+or as one 2-D tensor [N, features] in training column order. Every problem is a V2Error
+with a 4xx status and a message that says what to send instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gitops_mlops.serving.model import ServedModel
+
+NUMERIC = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
+DATATYPES = NUMERIC | {"BOOL", "BYTES"}
+
+
+class V2Error(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _flatten(data: Any, depth: int) -> list[Any]:
+    if depth == 0 or not isinstance(data, list):
+        return [data]
+    flat: list[Any] = []
+    for item in data:
+        if isinstance(item, list):
+            flat.extend(_flatten(item, depth - 1))
+        else:
+            flat.append(item)
+    return flat
+
+
+def _values(tensor: Mapping[str, Any], where: str) -> tuple[list[Any], list[int]]:
+    if not isinstance(tensor, dict):
+        raise V2Error(400, f"{where} must be an object with name, shape, datatype and data")
+    missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
+    if missing:
+        raise V2Error(400, f"{where} is missing {', '.join(missing)}")
+    shape, datatype, data = tensor["shape"], tensor["datatype"], tensor["data"]
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or len(shape) > 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise V2Error(400, f"{where} shape must be [N] or [N, F] with non-negative integers")
+    if datatype not in DATATYPES:
+        raise V2Error(400, f"{where} datatype {datatype!r} is not one of {sorted(DATATYPES)}")
+    if not isinstance(data, list):
+        raise V2Error(400, f"{where} data must be a list")
+    flat = _flatten(data, len(shape))
+    if len(flat) != math.prod(shape):
+        raise V2Error(
+            400, f"{where} has {len(flat)} values, but shape {shape} needs {math.prod(shape)}"
+        )
+    for value in flat:
+        _check_value(value, datatype, where)
+    return flat, shape
+
+
+def _check_value(value: Any, datatype: str, where: str) -> None:
+    if value is None:
+        return  # missing values: the model's pipeline imputes them
+    if datatype == "BOOL":
+        ok = isinstance(value, bool)
+    elif datatype == "BYTES":
+        ok = isinstance(value, str)
+    elif datatype.startswith(("INT", "UINT")):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise V2Error(400, f"{where}: {value!r} is not a {datatype} value")
+
+
+def columns(model: ServedModel, request: Any) -> tuple[dict[str, list[Any]], int]:
+    """The request's inputs as feature columns, and the number of rows."""
+    if not isinstance(request, dict):
+        raise V2Error(400, "the request body must be a JSON object with `inputs`")
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise V2Error(400, "`inputs` must be a non-empty list of tensors")
+    names = [f.name for f in model.features]
+    first = inputs[0]
+    if len(inputs) == 1 and isinstance(first, dict) and _two_dimensional(first.get("shape")):
+        flat, shape = _values(inputs[0], "inputs[0]")
+        if len(shape) != 2 or shape[1] != len(names):
+            raise V2Error(
+                400,
+                f"one input tensor must have shape [N, {len(names)}] with the "
+                f"features in this order: {', '.join(names)}",
+            )
+        rows = shape[0]
+        return {n: flat[i :: len(names)] for i, n in enumerate(names)}, rows
+    found: dict[str, list[Any]] = {}
+    rows = -1
+    for index, tensor in enumerate(inputs):
+        flat, shape = _values(tensor, f"inputs[{index}]")
+        name = tensor["name"]
+        if name not in names:
+            raise V2Error(
+                400,
+                f"inputs[{index}]: unknown input {name!r}; the model's inputs are "
+                f"{', '.join(names)}",
+            )
+        if len(shape) != 1:
+            raise V2Error(400, f"inputs[{index}] ({name}) must have shape [N]")
+        if rows not in (-1, shape[0]):
+            raise V2Error(400, f"inputs[{index}] ({name}) has {shape[0]} rows, others {rows}")
+        rows = shape[0]
+        found[name] = flat
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise V2Error(400, f"missing input(s): {', '.join(missing)}")
+    return found, rows
+
+
+def _two_dimensional(shape: Any) -> bool:
+    return isinstance(shape, list) and len(shape) == 2
+
+
+def requested_outputs(model: ServedModel, request: Mapping[str, Any]) -> Sequence[str]:
+    outputs = request.get("outputs")
+    if outputs is None:
+        return model.outputs
+    if not isinstance(outputs, list):
+        raise V2Error(400, '`outputs` must be a list of {"name": ...}')
+    names = []
+    for index, item in enumerate(outputs):
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in model.outputs:
+            raise V2Error(
+                400,
+                f"outputs[{index}]: unknown output {name!r}; this model offers "
+                f"{', '.join(model.outputs)}",
+            )
+        names.append(name)
+    return names
+
+
+def metadata(model: ServedModel) -> dict[str, Any]:
+    outputs = [{"name": "predict", "datatype": model.predict_datatype, "shape": [-1]}]
+    if model.classes is not None:
+        outputs.append(
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.classes)]}
+        )
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "sklearn",
+        "inputs": [{"name": f.name, "datatype": f.datatype, "shape": [-1]} for f in model.features],
+        "outputs": outputs,
+    }
