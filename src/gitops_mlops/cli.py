@@ -121,6 +121,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         environment=args.environment,
         version=args.version,
         image=args.image,
+        base_image=args.base_image,
         force=args.force,
         reason=args.reason,
     )
@@ -270,6 +271,33 @@ def _print_promotion(result: dict[str, object], console: Console) -> None:
         console.print(f"    {line}")
 
 
+def _cmd_build(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.errors import BuildError
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.build import BuildContext, build
+    from gitops_mlops.stages.validate import load
+
+    run_dir = RunDir(Path(args.run_dir))
+    spec = load(run_dir.spec_path())
+    base = (
+        args.base_image
+        or console.env.get("MLOPS_BASE_IMAGE")
+        or (spec.container.base_image if spec.container else "python:3.11-slim")
+    )
+    with _progress(console).stage("build"):
+        result = build(BuildContext(spec, run_dir, base, args.push, console.env))
+    if not result.built:
+        raise BuildError(f"no image was built: {result.reason}")
+    data = result.data
+    console.print(
+        f"built {data['reference']} ({data['size_bytes'] / 2**20:.0f} MB, "
+        f"{data['layers']} layers) in {data['build_seconds']} s; smoke test passed"
+    )
+    if data["pushed"]:
+        console.print(f"pushed {data['image']}@{data['digest']}")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.serving.__main__ import main as serve
@@ -325,6 +353,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--environment", "-e", help="workflow_dispatch: environment to promote to")
     run.add_argument("--version", help="workflow_dispatch: model version expected")
     run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
+    run.add_argument("--base-image", help="push: Python base image of the serving image")
     run.add_argument("--force", action="store_true", help="promote despite a failed gate")
     run.add_argument("--reason", help="why --force is used (goes into the pull request)")
     run.set_defaults(handler=_cmd_run)
@@ -355,6 +384,15 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--force", action="store_true", help="promote despite a failed gate")
     promote.add_argument("--reason", help="why --force is used (goes into the pull request)")
     promote.set_defaults(handler=_cmd_promote)
+
+    build_cmd = commands.add_parser("build", help="build, smoke-test (and push) the serving image")
+    build_cmd.add_argument("run_dir", metavar="RUN_DIR")
+    build_cmd.add_argument(
+        "--base-image",
+        help="Python base image (default: MLOPS_BASE_IMAGE, else container.base_image)",
+    )
+    build_cmd.add_argument("--push", action="store_true", help="push to container.image")
+    build_cmd.set_defaults(handler=_cmd_build)
 
     serve = commands.add_parser("serve", help="serve a run's model locally (no Docker)")
     serve.add_argument("run_dir", metavar="RUN_DIR")

@@ -3,7 +3,7 @@
 | event             | stages                                                             |
 |-------------------|--------------------------------------------------------------------|
 | pull_request      | validate → train → evaluate → gate → report (sticky comment)       |
-| push              | … → gate → build → promote to every `on: push` environment → report |
+| push              | … → gate → build, smoke, push → promote to `on: push` envs → report  |
 | workflow_dispatch | promote what the `requires` environment runs to `--environment`    |
 
 Each stage is a module in `stages/` with one entry point; this module only wires them.
@@ -23,6 +23,7 @@ from gitops_mlops.reporting.progress import Progress
 from gitops_mlops.rundir import RunDir, new_run_dir, write_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
+from gitops_mlops.stages.build import BuildContext, build
 from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
 from gitops_mlops.stages.gate import GateContext, gate
 from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
@@ -44,6 +45,7 @@ class RunOptions:
     environment: str | None = None  # workflow_dispatch: where to promote
     version: str | None = None  # workflow_dispatch: the version expected to be promoted
     image: str | None = None  # an image built elsewhere, REPOSITORY@sha256:…
+    base_image: str | None = None  # default: MLOPS_BASE_IMAGE, else container.base_image
     force: bool = False
     reason: str | None = None
 
@@ -115,24 +117,46 @@ def _report_context(spec: Spec, run_dir: RunDir, options: RunOptions) -> ReportC
     )
 
 
+def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress) -> str | None:
+    """The image to promote: `--image`, else the one built and pushed now, else None."""
+    if options.image is not None:
+        progress.skipped("build", f"using the image given with --image: {options.image}")
+        return options.image
+    base = (
+        options.base_image
+        or options.env.get("MLOPS_BASE_IMAGE")
+        or (spec.container.base_image if spec.container else "")
+    )
+    if spec.container is None:
+        progress.skipped("build", "the spec has no `container:` section")
+        return None
+    with progress.stage("build"):
+        built = build(
+            BuildContext(
+                spec, run_dir, base, push=True, env=options.env, context_without_engine=False
+            )
+        )
+    if not built.built:
+        progress.note(f"build skipped: {built.reason}")
+        return None
+    progress.note(f"pushed {built.data['image']}@{built.data['digest']}")
+    return f"{built.data['image']}@{built.data['digest']}"
+
+
 def _release(
     spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
 ) -> list[dict[str, Any]]:
-    """Build (not in this version) and promote to every `on: push` environment."""
-    if options.image is None:
-        progress.skipped("build", "building the serving image is not part of this version yet")
-        progress.skipped(
-            "promote",
-            "no image to pin (pass --image REPOSITORY@sha256:... to promote one built elsewhere)",
-        )
+    """Build, smoke-test and push the image, then promote to every `on: push` environment."""
+    image = _image(spec, run_dir, options, progress)
+    if image is None:
+        progress.skipped("promote", "no image was built, so there is no digest to pin")
         return []
-    progress.skipped("build", f"using the image given with --image: {options.image}")
     targets = [e for e in (spec.promotion.environments if spec.promotion else ()) if e.on == "push"]
     if not targets:
         progress.skipped("promote", "no environment has `on: push`")
         return []
     settings = GitHubSettings.from_env(options.env)
-    candidate = Candidate.from_run(run_dir, options.image)
+    candidate = Candidate.from_run(run_dir, image)
     results = []
     for environment in targets:
         with progress.stage(f"promote {environment.name}"):

@@ -84,6 +84,11 @@ class Candidate:
                     "--image REPOSITORY@sha256:..."
                 )
             data = read_json(build, "build.json")
+            if not data.get("digest"):
+                raise MlopsError(
+                    "the run's image was built but not pushed, so it has no "
+                    "digest to pin; run `mlops build --push`"
+                )
             image = f"{data['image']}@{data['digest']}"
         repository, digest = parse_image(image)
         rows = verdict.get("rows", [])

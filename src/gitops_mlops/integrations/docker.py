@@ -1,0 +1,144 @@
+"""The Docker engine through the Docker SDK: build, run, push.
+
+The SDK talks to whatever engine `docker.from_env()` finds, without pinning an API version.
+It uses the classic builder (no BuildKit), streams are read to the end, and every `error`
+in a stream becomes a BuildError: `images.push()` itself never raises.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops_mlops.errors import BuildError
+
+
+def connect(env: Mapping[str, str]) -> tuple[Any | None, str]:
+    """(client, "") when an engine answers (DOCKER_HOST etc. from `env`), else (None, why)."""
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:  # pragma: no cover - docker is a dependency
+        return None, "the Docker SDK is not installed"
+    try:
+        client = docker.from_env(environment=dict(env), timeout=300)
+        client.ping()
+    except DockerException as err:
+        return None, f"no Docker engine answers ({str(err).splitlines()[0][:160]})"
+    return client, ""
+
+
+@dataclass(frozen=True)
+class Built:
+    image_id: str
+    size_bytes: int
+    layers: int
+    log: list[str]
+
+
+def build(client: Any, context: Path, tag: str, buildargs: Mapping[str, str]) -> Built:
+    from docker.errors import APIError
+
+    log: list[str] = []
+    try:
+        stream = client.api.build(
+            path=str(context),
+            tag=tag,
+            buildargs=dict(buildargs),
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            network_mode="none",
+        )
+        for event in stream:
+            if "error" in event:
+                detail = event.get("errorDetail", {}).get("message") or event["error"]
+                tail = "\n".join(log[-15:])
+                raise BuildError(f"docker build failed: {detail.strip()}\n{tail}")
+            if event.get("stream"):
+                log.append(event["stream"].rstrip())
+    except APIError as err:
+        raise BuildError(f"docker build failed: {err.explanation or err}") from None
+    image = client.images.get(tag)
+    return Built(image.id, int(image.attrs["Size"]), len(image.attrs["RootFS"]["Layers"]), log)
+
+
+def python_of(client: Any, image: str) -> tuple[str, str]:
+    """(major.minor, machine) of the Python in `image`, asked without network."""
+    from docker.errors import DockerException
+
+    script = (
+        "import sys, platform; "
+        "print(f'{sys.version_info[0]}.{sys.version_info[1]}', platform.machine())"
+    )
+    try:
+        out = client.containers.run(
+            image, ["python", "-c", script], remove=True, network_mode="none"
+        )
+    except DockerException as err:
+        raise BuildError(
+            f"cannot run the base image {image}: {err}; build it or pass --base-image"
+        ) from None
+    version, machine = out.decode().split()
+    return version, machine
+
+
+@contextmanager
+def running(client: Any, image: str, port: int) -> Iterator[tuple[Any, int]]:
+    """The image running on a random loopback port; always removed afterwards."""
+    container = client.containers.run(
+        image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)}
+    )
+    try:
+        container.reload()
+        host_port = int(container.ports[f"{port}/tcp"][0]["HostPort"])
+        yield container, host_port
+    finally:
+        container.remove(force=True)
+
+
+def wait_ready(container: Any, port: int, deadline: float) -> None:
+    end = time.monotonic() + deadline
+    url = f"http://127.0.0.1:{port}/v2/health/ready"
+    while time.monotonic() < end:
+        container.reload()
+        if container.status == "exited":
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    logs = container.logs(tail=40).decode(errors="replace")
+    raise BuildError(
+        f"the image did not become ready within {deadline:.0f} s "
+        f"(status {container.status}). Container logs:\n{logs}"
+    )
+
+
+def push(client: Any, repository: str, tag: str) -> str:
+    """Push `repository:tag`; the pushed digest, checked against the registry."""
+    digest = None
+    for event in client.images.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in event:
+            detail = event.get("errorDetail", {}).get("message") or event["error"]
+            raise BuildError(f"docker push {repository}:{tag} failed: {detail}")
+        aux = event.get("aux") or {}
+        digest = aux.get("Digest", digest)
+    if digest is None:
+        raise BuildError(f"docker push {repository}:{tag} reported no digest")
+    remote = client.images.get_registry_data(f"{repository}:{tag}").id
+    if remote != digest:
+        raise BuildError(
+            f"the registry holds {remote} for {repository}:{tag}, not the pushed {digest}"
+        )
+    return str(digest)

@@ -1,0 +1,328 @@
+"""Stage 5: the serving image: built hermetically, smoke-tested, pushed by digest.
+
+The build context holds the wheels of every runtime package, resolved on the host for the
+image's Python and pinned to the versions the model was trained with, so the image builds
+with no network (behind TLS interception and proxies too). Layers go from the least to the
+most often changed: packages, server code, model; a retrain rebuilds only the model layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from gitops_mlops import bundle, serving
+from gitops_mlops.errors import BuildError, MlopsError
+from gitops_mlops.integrations import docker
+from gitops_mlops.rundir import RunDir, write_json
+from gitops_mlops.spec.model import Spec
+
+SERVER_PACKAGES = ("uvicorn", "httptools", "uvloop")
+MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
+READY_DEADLINE = 90.0
+USER = "65532:65532"  # no root in the image; a numeric id needs no /etc/passwd entry
+HEALTHCHECK = (
+    "import urllib.request; "
+    "urllib.request.urlopen('http://127.0.0.1:{port}/v2/health/ready', timeout=2)"
+)
+
+DOCKERFILE = """\
+# Rendered by gitops-mlops. Layers from least to most often changed.
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}} AS packages
+COPY requirements.txt /tmp/requirements.txt
+COPY wheels/ /tmp/wheels/
+# No index: every wheel is in the context, so the build needs no network. The packages go
+# into /opt/venv with the base image's own pip (`--python`), so no pip ends up in the venv.
+RUN set -e; \\
+    [ -x /opt/venv/bin/python ] || python3 -m venv --without-pip /opt/venv; \\
+    for py in /usr/bin/python3 /usr/local/bin/python3; do \\
+      if "$py" -m pip --version >/dev/null 2>&1; then pip="$py -m pip"; break; fi; \\
+    done; \\
+    [ -n "${{pip:-}}" ] || {{ echo "the base image has no pip to install with" >&2; exit 1; }}; \\
+    $pip --python /opt/venv/bin/python install --no-index --find-links /tmp/wheels \\
+      --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt; \\
+    find /opt/venv -depth -type d -name tests -prune -exec rm -rf {{}} +
+
+FROM ${{BASE_IMAGE}}
+COPY --from=packages /opt/venv /opt/venv
+COPY app/ /app/
+COPY model/ /model/
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app MLOPS_MODEL_DIR=/model MLOPS_PORT={port} \\
+    MLOPS_WORKERS=1
+USER {user}
+EXPOSE {port}
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
+  CMD ["python", "-c", "{healthcheck}"]
+{labels}
+CMD ["python", "-m", "gitops_mlops.serving"]
+"""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    spec: Spec
+    run: RunDir
+    base_image: str
+    push: bool
+    env: Mapping[str, str]
+    # Without an engine, still write the full context (wheels included) for a build elsewhere.
+    context_without_engine: bool = True
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    built: bool
+    reason: str  # why not, when not built
+    data: dict[str, Any]
+
+
+def _pins(manifest: Mapping[str, Any]) -> list[str]:
+    """Exact versions: the model's from its manifest, the server's from this install."""
+    trained = manifest.get("versions", {})
+    pins = []
+    for package in MODEL_PACKAGES:
+        version = trained.get(package)
+        if version is None:
+            raise MlopsError(f"the manifest records no {package} version; retrain the model")
+        pins.append(f"{package}=={version}")
+    for package in SERVER_PACKAGES:
+        pins.append(f"{package}=={metadata.version(package)}")
+    return pins
+
+
+def _cache(env: Mapping[str, str]) -> Path:
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]) / "gitops-mlops" / "wheels"
+    return Path.home() / ".cache" / "gitops-mlops" / "wheels"
+
+
+def _platforms(machine: str) -> list[str]:
+    """`--platform` flags for a glibc 2.36 (Debian bookworm) image: every manylinux tag it
+    runs, spelled out because older pips do not expand one tag to the older ones."""
+    tags = [f"manylinux_2_{minor}" for minor in (36, 35, 34, 31, 28, 27, 24, 17, 12, 5)]
+    tags += ["manylinux2014", "manylinux2010", "manylinux1"]
+    return [flag for tag in tags for flag in ("--platform", f"{tag}_{machine}")]
+
+
+def download_wheels(pins: list[str], python: str, machine: str, cache: Path) -> Path:
+    """Wheels for the image's Python and platform, from the host's package index (cached)."""
+    key = hashlib.sha256("\n".join([*pins, python, machine]).encode()).hexdigest()[:16]
+    folder = cache / key
+    if (folder / ".complete").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        *_platforms(machine),
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--dest",
+        str(folder),
+        *pins,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    if result.returncode != 0:
+        raise BuildError(
+            f"could not download wheels for Python {python} on {machine}: "
+            f"{result.stderr.strip()[-800:]}"
+        )
+    (folder / ".complete").write_text("\n".join(pins) + "\n")
+    return folder
+
+
+def _labels(ctx: BuildContext, manifest: Mapping[str, Any], measured: Mapping[str, Any]) -> str:
+    server = ctx.env.get("GITHUB_SERVER_URL", "https://github.com")
+    repository = ctx.env.get("GITHUB_REPOSITORY")
+    labels = {
+        "org.opencontainers.image.title": ctx.spec.metadata.name,
+        "org.opencontainers.image.description": ctx.spec.metadata.description,
+        "org.opencontainers.image.version": manifest["model_version"],
+        "org.opencontainers.image.revision": manifest.get("git_commit") or "",
+        "org.opencontainers.image.source": f"{server}/{repository}" if repository else "",
+        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        "io.gitops-mlops.model.version": manifest["model_version"],
+        "io.gitops-mlops.model.digest": manifest.get("model_digest", ""),
+    }
+    for name, entry in (measured.get("metrics") or {}).items():
+        if isinstance(entry, dict) and entry.get("value") is not None:
+            labels[f"io.gitops-mlops.metric.{name}"] = f"{entry['value']:.6g}"
+    return "\n".join(f"LABEL {key}={json.dumps(value)}" for key, value in labels.items())
+
+
+def render(ctx: BuildContext, python: str, machine: str) -> Path:
+    """The build context folder: Dockerfile, requirements, wheels, server code, model."""
+    manifest = bundle.read_manifest(ctx.run.model_dir)
+    measured = json.loads(ctx.run.metrics.read_text()) if ctx.run.metrics.is_file() else {}
+    folder = ctx.run.root / "image"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pins = _pins(manifest)
+    (folder / "requirements.txt").write_text("\n".join(pins) + "\n")
+    wheels = download_wheels(pins, python, machine, _cache(ctx.env))
+    shutil.copytree(
+        wheels, folder / "wheels", ignore=shutil.ignore_patterns(".complete"), copy_function=_link
+    )
+    app = folder / "app" / "gitops_mlops"
+    shutil.copytree(
+        Path(serving.__file__).parent, app / "serving", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (app / "__init__.py").write_text('"""gitops-mlops, serving part only."""\n')
+    (folder / "model").mkdir()
+    for name in (bundle.MODEL_FILE, bundle.MANIFEST_FILE):
+        shutil.copy2(ctx.run.model_dir / name, folder / "model" / name)
+    port = ctx.spec.container.port if ctx.spec.container else 8080
+    (folder / "Dockerfile").write_text(
+        DOCKERFILE.format(
+            port=port,
+            user=USER,
+            labels=_labels(ctx, manifest, measured),
+            healthcheck=HEALTHCHECK.format(port=port),
+        )
+    )
+    return folder
+
+
+def _link(source: str, target: str) -> str:
+    """Hard-link cached wheels into the context (copy across file systems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
+def _smoke_request(ctx: BuildContext, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    path = ctx.spec.container.smoke_test_input if ctx.spec.container else None
+    if path is not None:
+        loaded: dict[str, Any] = json.loads((ctx.spec.root / path).read_text())
+        return loaded
+    rows = manifest.get("input_example") or []
+    inputs = []
+    for feature in manifest["features"]:
+        from gitops_mlops.serving.model import datatype_of
+
+        inputs.append(
+            {
+                "name": feature["name"],
+                "shape": [len(rows)],
+                "datatype": datatype_of(feature["dtype"]),
+                "data": [row.get(feature["name"]) for row in rows],
+            }
+        )
+    return {"inputs": inputs}
+
+
+def smoke_test(client: Any, ctx: BuildContext, tag: str) -> dict[str, Any]:
+    """Run the image, send the smoke request, and compare with the local model's answer."""
+    import pandas as pd
+
+    from gitops_mlops.serving import protocol
+    from gitops_mlops.serving.model import load
+
+    manifest = bundle.read_manifest(ctx.run.model_dir)
+    request = _smoke_request(ctx, manifest)
+    local = load(ctx.run.model_dir)
+    columns, rows = protocol.columns(local, request)
+    expected = local.model.predict(pd.DataFrame({f.name: columns[f.name] for f in local.features}))
+    port = ctx.spec.container.port if ctx.spec.container else 8080
+    started = time.monotonic()
+    with docker.running(client, tag, port) as (container, host_port):
+        docker.wait_ready(container, host_port, READY_DEADLINE)
+        url = f"http://127.0.0.1:{host_port}/v2/models/{local.name}/infer"
+        body = json.dumps(request).encode()
+        call = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(call, timeout=30) as response:  # noqa: S310 - loopback
+                answer = json.loads(response.read())
+        except OSError as err:
+            logs = container.logs(tail=40).decode(errors="replace")
+            raise BuildError(f"smoke test request failed: {err}\nContainer logs:\n{logs}") from None
+    got = next(o["data"] for o in answer["outputs"] if o["name"] == "predict")
+    same = _same(got, expected.tolist())
+    if not same:
+        raise BuildError(
+            f"smoke test: the image predicted {got[:5]}…, the local model {expected.tolist()[:5]}…"
+        )
+    return {"passed": True, "rows": rows, "seconds": round(time.monotonic() - started, 2)}
+
+
+def _same(got: list[Any], expected: list[Any]) -> bool:
+    if len(got) != len(expected):
+        return False
+    for a, b in zip(got, expected, strict=True):
+        if isinstance(a, float) or isinstance(b, float):
+            if abs(float(a) - float(b)) > 1e-9 * max(1.0, abs(float(b))):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def build(ctx: BuildContext) -> BuildResult:
+    if ctx.spec.container is None:
+        return BuildResult(False, "the spec has no `container:` section", {})
+    manifest = bundle.read_manifest(ctx.run.model_dir)
+    version = str(manifest["model_version"])
+    client, why = docker.connect(ctx.env)
+    if client is None and not ctx.context_without_engine:
+        return BuildResult(False, why, {})
+    if client is None:
+        python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        folder = render(ctx, python, os.uname().machine)
+        return BuildResult(False, f"{why}; the build context is in {folder}", {})
+    started = time.monotonic()
+    python, machine = docker.python_of(client, ctx.base_image)
+    folder = render(ctx, python, machine)
+    repository = ctx.spec.container.image
+    tag = f"{repository}:{version}"
+    built = docker.build(client, folder, tag, {"BASE_IMAGE": ctx.base_image})
+    build_seconds = round(time.monotonic() - started, 2)
+    budget = ctx.spec.container.size_budget_mb * 1024 * 1024
+    if built.size_bytes > budget:
+        raise BuildError(
+            f"the image is {built.size_bytes / 2**20:.0f} MB, over "
+            f"container.size_budget_mb ({ctx.spec.container.size_budget_mb:g})"
+        )
+    data: dict[str, Any] = {
+        "image": repository,
+        "tag": version,
+        "reference": tag,
+        "image_id": built.image_id,
+        "size_bytes": built.size_bytes,
+        "layers": built.layers,
+        "base_image": ctx.base_image,
+        "python": python,
+        "requirements": (folder / "requirements.txt").read_text().split(),
+        "build_seconds": build_seconds,
+        "smoke_test": smoke_test(client, ctx, tag),
+        "digest": None,
+        "pushed": False,
+    }
+    if ctx.push:
+        data["digest"] = docker.push(client, repository, version)
+        data["pushed"] = True
+    write_json(ctx.run.root / "build.json", data)
+    return BuildResult(True, "", data)

@@ -1,0 +1,163 @@
+"""Serving images on a real Docker engine and registry (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitops_mlops.integrations import docker
+from tests.conftest import ROOT, run_cli
+from tests.integration.server_helpers import request, wait_ready
+from tests.integration.test_serving import MALFORMED, ROWS, per_feature
+
+BASE = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+IMAGE = "localhost:5000/test/iris-classifier"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Any:
+    client, why = docker.connect(os.environ)
+    if client is None or not _has(client, BASE):
+        reason = why or f"base image {BASE} is missing (.ci/base-image.sh builds it)"
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return client
+
+
+def _has(client: Any, image: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def project(folder: Path, n_estimators: int = 50, budget: int = 450) -> Path:
+    shutil.copytree(ROOT / "examples" / "iris", folder / "iris")
+    shutil.copytree(ROOT / "examples" / "gitops", folder / "gitops")
+    spec = folder / "iris" / "mlops.yaml"
+    text = spec.read_text().replace("localhost:5000/acme/iris-classifier", IMAGE)
+    text = text.replace("n_estimators: 100", f"n_estimators: {n_estimators}")
+    text = text.replace("size_budget_mb: 500", f"size_budget_mb: {budget}")
+    spec.write_text(text)
+    return spec
+
+
+def train(spec: Path, out: Path) -> Path:
+    result = run_cli("run", str(spec), "--until", "gate", "--out", str(out))
+    assert result.code == 0, result.out + result.err
+    return out
+
+
+@pytest.fixture(scope="module")
+def pushed(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("build")
+    run = train(project(folder), folder / "run")
+    result = run_cli("build", str(run), "--base-image", BASE, "--push")
+    assert result.code == 0, result.out + result.err
+    data: dict[str, Any] = json.loads((run / "build.json").read_text())
+    data["run"] = run
+    data["folder"] = folder
+    return data
+
+
+def test_build_smoke_push_remove_pull_compare(engine: Any, pushed: dict[str, Any]) -> None:
+    assert pushed["pushed"] is True and pushed["smoke_test"]["passed"] is True
+    assert pushed["digest"].startswith("sha256:") and len(pushed["digest"]) == 71
+    engine.images.remove(pushed["reference"], force=True)
+    pulled = engine.images.pull(IMAGE, tag=pushed["tag"])
+    assert f"{IMAGE}@{pushed['digest']}" in pulled.attrs["RepoDigests"]
+    assert engine.images.get_registry_data(pushed["reference"]).id == pushed["digest"]
+
+
+def test_image_runs_as_non_root_with_healthcheck_and_labels(
+    engine: Any, pushed: dict[str, Any]
+) -> None:
+    config = engine.images.get(pushed["reference"]).attrs["Config"]
+    assert config["User"] == "65532:65532"
+    assert "/v2/health/ready" in " ".join(config["Healthcheck"]["Test"])
+    labels = config["Labels"]
+    manifest = json.loads((pushed["run"] / "model" / "manifest.json").read_text())
+    assert labels["org.opencontainers.image.version"] == manifest["model_version"]
+    assert labels["io.gitops-mlops.model.digest"] == manifest["model_digest"]
+    assert "io.gitops-mlops.metric.accuracy" in labels
+    for key in ("source", "revision", "created", "title"):
+        assert f"org.opencontainers.image.{key}" in labels
+    assert pushed["size_bytes"] <= 450 * 1024 * 1024
+
+
+def test_a_retrain_rebuilds_only_the_model_layer(
+    engine: Any, pushed: dict[str, Any], tmp_path: Path
+) -> None:
+    # Build the first model again (the pull test replaced its local image), then a retrain.
+    assert run_cli("build", str(pushed["run"]), "--base-image", BASE).code == 0
+    run = train(project(tmp_path, n_estimators=60), tmp_path / "run")
+    result = run_cli("build", str(run), "--base-image", BASE)
+    assert result.code == 0, result.out + result.err
+    rebuilt = json.loads((run / "build.json").read_text())
+    assert rebuilt["tag"] != pushed["tag"]
+    old = engine.images.get(IMAGE + ":" + pushed["tag"]).attrs["RootFS"]["Layers"]
+    new = engine.images.get(rebuilt["reference"]).attrs["RootFS"]["Layers"]
+    assert len(old) == len(new) and old[:-1] == new[:-1] and old[-1] != new[-1]
+
+
+@pytest.fixture(scope="module")
+def container_port(engine: Any, pushed: dict[str, Any]) -> Iterator[int]:
+    with docker.running(engine, pushed["reference"], 8080) as (container, port):
+        docker.wait_ready(container, port, 90)
+        yield port
+
+
+def test_the_container_answers_and_refuses_malformed_requests(container_port: int) -> None:
+    status, body = request(
+        container_port, "POST", "/v2/models/iris-classifier/infer", per_feature(ROWS)
+    )
+    assert status == 200 and len(body["outputs"][0]["data"]) == 3
+    for case, method, payload, expected, fragment in MALFORMED:
+        raw = payload if isinstance(payload, bytes) else None
+        got, answer = request(
+            container_port,
+            method,
+            "/v2/models/iris-classifier/infer",
+            None if raw is not None else payload,
+            raw=raw,
+        )
+        assert (got, fragment in answer.get("error", "")) == (expected, True), case
+    assert request(container_port, "GET", "/v2/health/live")[0] == 200
+    wait_ready(container_port)
+
+
+def test_size_budget(engine: Any, tmp_path: Path) -> None:
+    run = train(project(tmp_path, budget=50), tmp_path / "run")
+    result = run_cli("build", str(run), "--base-image", BASE)
+    assert result.code == 5
+    assert "over container.size_budget_mb (50)" in result.err
+
+
+def test_without_an_engine_the_context_is_written_and_build_exits_5(tmp_path: Path) -> None:
+    run = train(project(tmp_path), tmp_path / "run")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env["DOCKER_HOST"] = f"unix://{tmp_path}/no-docker.sock"
+    result = run_cli("build", str(run), "--base-image", BASE, env=env)
+    assert result.code == 5
+    assert "no Docker engine answers" in result.err
+    context = run / "image"
+    assert (context / "Dockerfile").is_file() and any((context / "wheels").glob("*.whl"))
+    dockerfile = (context / "Dockerfile").read_text()
+    assert (
+        dockerfile.index("COPY --from=packages")
+        < dockerfile.index("COPY app/")
+        < dockerfile.index("COPY model/")
+    )
+    pins = (context / "requirements.txt").read_text().split()
+    manifest = json.loads((run / "model" / "manifest.json").read_text())
+    assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in pins
