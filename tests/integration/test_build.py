@@ -161,3 +161,32 @@ def test_without_an_engine_the_context_is_written_and_build_exits_5(tmp_path: Pa
     pins = (context / "requirements.txt").read_text().split()
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in pins
+
+
+def test_push_builds_pushes_and_promotes_the_digest(engine: Any, tmp_path: Path) -> None:
+    import yaml
+
+    from tests.fake_github import FakeGitHub
+    from tests.integration.test_promote import REPO, SOURCE, gitops_files
+
+    spec = project(tmp_path)
+    spec.write_text(spec.read_text().replace("repository: ../gitops ", f"repository: {REPO} "))
+    with FakeGitHub() as github:
+        github.create_repo(REPO, gitops_files())
+        env = {
+            **github.env(SOURCE),
+            "GITHUB_EVENT_NAME": "push",
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/root"),
+        }
+        result = run_cli(
+            "run", str(spec), "--out", str(tmp_path / "run"), "--base-image", BASE, env=env
+        )
+        assert result.code == 0, result.out + result.err
+        build = json.loads((tmp_path / "run" / "build.json").read_text())
+        pull = github.pulls[REPO][1]
+        record = yaml.safe_load(
+            github.read(REPO, pull.head, "apps/iris/staging/model-release.yaml")
+        )
+    assert record["image"] == f"{IMAGE}@{build['digest']}"
+    assert engine.images.get_registry_data(record["image"]).id == build["digest"]
