@@ -151,14 +151,15 @@ def test_without_an_engine_the_context_is_written_and_build_exits_5(tmp_path: Pa
     assert result.code == 5
     assert "no Docker engine answers" in result.err
     context = run / "image"
-    assert (context / "Dockerfile").is_file() and any((context / "wheels").glob("*.whl"))
-    dockerfile = (context / "Dockerfile").read_text()
+    assert any((context / "packages" / "wheels").glob("*.whl"))
+    assert "--no-index" in (context / "packages" / "Dockerfile").read_text()
+    dockerfile = (context / "model-image" / "Dockerfile").read_text()
     assert (
         dockerfile.index("COPY --from=packages")
         < dockerfile.index("COPY app/")
         < dockerfile.index("COPY model/")
     )
-    pins = (context / "requirements.txt").read_text().split()
+    pins = (context / "packages" / "requirements.txt").read_text().split()
     manifest = json.loads((run / "model" / "manifest.json").read_text())
     assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in pins
 

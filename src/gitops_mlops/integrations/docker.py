@@ -42,7 +42,9 @@ class Built:
     log: list[str]
 
 
-def build(client: Any, context: Path, tag: str, buildargs: Mapping[str, str]) -> Built:
+def build(
+    client: Any, context: Path, tag: str, buildargs: Mapping[str, str], nocache: bool = False
+) -> Built:
     from docker.errors import APIError
 
     log: list[str] = []
@@ -56,6 +58,7 @@ def build(client: Any, context: Path, tag: str, buildargs: Mapping[str, str]) ->
             forcerm=True,
             decode=True,
             network_mode="none",
+            nocache=nocache,
         )
         for event in stream:
             if "error" in event:

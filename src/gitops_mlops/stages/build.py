@@ -38,10 +38,10 @@ HEALTHCHECK = (
     "urllib.request.urlopen('http://127.0.0.1:{port}/v2/health/ready', timeout=2)"
 )
 
-DOCKERFILE = """\
-# Rendered by gitops-mlops. Layers from least to most often changed.
+PACKAGES_DOCKERFILE = """\
+# Rendered by gitops-mlops: the runtime packages, built once per requirements and base image.
 ARG BASE_IMAGE
-FROM ${{BASE_IMAGE}} AS packages
+FROM ${BASE_IMAGE}
 COPY requirements.txt /tmp/requirements.txt
 COPY wheels/ /tmp/wheels/
 # No index: every wheel is in the context, so the build needs no network. The packages go
@@ -51,10 +51,18 @@ RUN set -e; \\
     for py in /usr/bin/python3 /usr/local/bin/python3; do \\
       if "$py" -m pip --version >/dev/null 2>&1; then pip="$py -m pip"; break; fi; \\
     done; \\
-    [ -n "${{pip:-}}" ] || {{ echo "the base image has no pip to install with" >&2; exit 1; }}; \\
+    [ -n "${pip:-}" ] || { echo "the base image has no pip to install with" >&2; exit 1; }; \\
     $pip --python /opt/venv/bin/python install --no-index --find-links /tmp/wheels \\
       --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt; \\
-    find /opt/venv -depth -type d -name tests -prune -exec rm -rf {{}} +
+    find /opt/venv -depth -type d -name tests -prune -exec rm -rf {} +
+"""
+
+DOCKERFILE = """\
+# Rendered by gitops-mlops. Layers from least to most often changed: packages, code, model.
+# The packages come from the image built from ../packages (its tag is PACKAGES_IMAGE).
+ARG BASE_IMAGE
+ARG PACKAGES_IMAGE
+FROM ${{PACKAGES_IMAGE}} AS packages
 
 FROM ${{BASE_IMAGE}}
 COPY --from=packages /opt/venv /opt/venv
@@ -172,29 +180,38 @@ def _labels(ctx: BuildContext, manifest: Mapping[str, Any], measured: Mapping[st
     return "\n".join(f"LABEL {key}={json.dumps(value)}" for key, value in labels.items())
 
 
-def render(ctx: BuildContext, python: str, machine: str) -> Path:
-    """The build context folder: Dockerfile, requirements, wheels, server code, model."""
+@dataclass(frozen=True)
+class Contexts:
+    packages: Path  # requirements + wheels: changes when the pinned versions do
+    image: Path  # server code + model: changes with every retrain
+    pins: list[str]
+
+
+def render(ctx: BuildContext, python: str, machine: str) -> Contexts:
+    """Two build contexts, so a retrain sends the engine only the server code and model."""
     manifest = bundle.read_manifest(ctx.run.model_dir)
     measured = json.loads(ctx.run.metrics.read_text()) if ctx.run.metrics.is_file() else {}
-    folder = ctx.run.root / "image"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    root = ctx.run.root / "image"
+    shutil.rmtree(root, ignore_errors=True)
+    packages, image = root / "packages", root / "model-image"
+    packages.mkdir(parents=True)
     pins = _pins(manifest)
-    (folder / "requirements.txt").write_text("\n".join(pins) + "\n")
+    (packages / "requirements.txt").write_text("\n".join(pins) + "\n")
     wheels = download_wheels(pins, python, machine, _cache(ctx.env))
     shutil.copytree(
-        wheels, folder / "wheels", ignore=shutil.ignore_patterns(".complete"), copy_function=_link
+        wheels, packages / "wheels", ignore=shutil.ignore_patterns(".complete"), copy_function=_link
     )
-    app = folder / "app" / "gitops_mlops"
+    (packages / "Dockerfile").write_text(PACKAGES_DOCKERFILE)
+    app = image / "app" / "gitops_mlops"
     shutil.copytree(
         Path(serving.__file__).parent, app / "serving", ignore=shutil.ignore_patterns("__pycache__")
     )
     (app / "__init__.py").write_text('"""gitops-mlops, serving part only."""\n')
-    (folder / "model").mkdir()
+    (image / "model").mkdir()
     for name in (bundle.MODEL_FILE, bundle.MANIFEST_FILE):
-        shutil.copy2(ctx.run.model_dir / name, folder / "model" / name)
+        shutil.copy2(ctx.run.model_dir / name, image / "model" / name)
     port = ctx.spec.container.port if ctx.spec.container else 8080
-    (folder / "Dockerfile").write_text(
+    (image / "Dockerfile").write_text(
         DOCKERFILE.format(
             port=port,
             user=USER,
@@ -202,7 +219,23 @@ def render(ctx: BuildContext, python: str, machine: str) -> Path:
             healthcheck=HEALTHCHECK.format(port=port),
         )
     )
-    return folder
+    return Contexts(packages, image, pins)
+
+
+def packages_image(client: Any, contexts: Contexts, base_image: str, nocache: bool = False) -> str:
+    """The local packages image for these pins and this base, built only when missing."""
+    from docker.errors import ImageNotFound
+
+    base_id = client.images.get(base_image).id
+    key = hashlib.sha256("\n".join([*contexts.pins, base_id]).encode()).hexdigest()[:16]
+    tag = f"gitops-mlops-packages:{key}"
+    try:
+        if nocache:
+            raise ImageNotFound(tag)
+        client.images.get(tag)
+    except ImageNotFound:
+        docker.build(client, contexts.packages, tag, {"BASE_IMAGE": base_image}, nocache=nocache)
+    return tag
 
 
 def _link(source: str, target: str) -> str:
@@ -291,14 +324,17 @@ def build(ctx: BuildContext) -> BuildResult:
         return BuildResult(False, why, {})
     if client is None:
         python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        folder = render(ctx, python, os.uname().machine)
-        return BuildResult(False, f"{why}; the build context is in {folder}", {})
+        contexts = render(ctx, python, os.uname().machine)
+        return BuildResult(False, f"{why}; the build contexts are in {contexts.image.parent}", {})
     started = time.monotonic()
     python, machine = docker.python_of(client, ctx.base_image)
-    folder = render(ctx, python, machine)
+    contexts = render(ctx, python, machine)
     repository = ctx.spec.container.image
     tag = f"{repository}:{version}"
-    built = docker.build(client, folder, tag, {"BASE_IMAGE": ctx.base_image})
+    packages = packages_image(client, contexts, ctx.base_image)
+    built = docker.build(
+        client, contexts.image, tag, {"BASE_IMAGE": ctx.base_image, "PACKAGES_IMAGE": packages}
+    )
     build_seconds = round(time.monotonic() - started, 2)
     budget = ctx.spec.container.size_budget_mb * 1024 * 1024
     if built.size_bytes > budget:
@@ -315,7 +351,8 @@ def build(ctx: BuildContext) -> BuildResult:
         "layers": built.layers,
         "base_image": ctx.base_image,
         "python": python,
-        "requirements": (folder / "requirements.txt").read_text().split(),
+        "requirements": contexts.pins,
+        "packages_image": packages,
         "build_seconds": build_seconds,
         "smoke_test": smoke_test(client, ctx, tag),
         "digest": None,
