@@ -19,6 +19,7 @@ from typing import Any
 from gitops_mlops import bundle, release
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings, read_base_file
+from gitops_mlops.integrations import docker
 from gitops_mlops.reporting.progress import Progress
 from gitops_mlops.rundir import RunDir, new_run_dir, write_json
 from gitops_mlops.spec.model import Spec
@@ -130,13 +131,17 @@ def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress)
     if spec.container is None:
         progress.skipped("build", "the spec has no `container:` section")
         return None
+    _, no_engine = docker.connect(options.env)
+    if no_engine:
+        progress.skipped("build", no_engine)
+        return None
     with progress.stage("build"):
         built = build(
             BuildContext(
                 spec, run_dir, base, push=True, env=options.env, context_without_engine=False
             )
         )
-    if not built.built:
+    if not built.built:  # pragma: no cover - the engine answered a moment ago
         progress.note(f"build skipped: {built.reason}")
         return None
     progress.note(f"pushed {built.data['image']}@{built.data['digest']}")

@@ -145,7 +145,7 @@ def test_push_without_a_docker_engine_says_what_it_skipped(
     env = actions_env(github, tmp_path, "push") | {"DOCKER_HOST": f"unix://{tmp_path}/none.sock"}
     result = run_cli("run", str(project / "mlops.yaml"), "--out", str(tmp_path / "a"), env=env)
     assert result.code == 0, result.out + result.err
-    assert "build skipped: no Docker engine answers" in result.out
+    assert "build     skip             no Docker engine answers at unix://" in result.out
     assert "promote   skip             no image was built, so there is no digest to pin" in (
         result.out
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -190,7 +191,10 @@ def test_a_file_that_is_not_skops_is_refused(tmp_path: Path) -> None:
 
 def test_run_prints_one_line_per_stage_and_groups_under_actions(tmp_path: Path) -> None:
     spec = str(ROOT / "examples" / "iris" / "mlops.yaml")
-    plain = run_cli("run", spec, "--out", str(tmp_path / "a"))
+    # The README's main command, on a machine without a Docker engine.
+    no_engine = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    no_engine["DOCKER_HOST"] = f"unix://{tmp_path}/no-docker.sock"
+    plain = run_cli("run", spec, "--out", str(tmp_path / "a"), env=no_engine)
     stages = [line.split()[0] for line in plain.out.splitlines() if line and line[0] != " "]
     assert stages[:7] == ["validate", "train", "evaluate", "gate", "build", "promote", "report"]
     assert "::group::" not in plain.out
@@ -202,6 +206,7 @@ def test_run_prints_one_line_per_stage_and_groups_under_actions(tmp_path: Path) 
         "--out",
         str(tmp_path / "b"),
         env={
+            "DOCKER_HOST": no_engine["DOCKER_HOST"],
             "GITHUB_ACTIONS": "true",
             "GITHUB_STEP_SUMMARY": str(summary),
             "GITHUB_OUTPUT": str(outputs),

@@ -29,8 +29,9 @@ def connect(env: Mapping[str, str]) -> tuple[Any | None, str]:
     try:
         client = docker.from_env(environment=dict(env), timeout=300)
         client.ping()
-    except DockerException as err:
-        return None, f"no Docker engine answers ({str(err).splitlines()[0][:160]})"
+    except DockerException:
+        where = env.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        return None, f"no Docker engine answers at {where}"
     return client, ""
 
 
