@@ -6,6 +6,7 @@ it imports only the standard library, numpy, pandas and skops.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -85,7 +86,14 @@ class ServedModel:
 def load(model_dir: Path) -> ServedModel:
     """The model and its manifest from a bundle folder (model.skops + manifest.json)."""
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    model = load_trusted(model_dir / "model.skops", tuple(manifest.get("allow_modules", ())))
+    path = model_dir / "model.skops"
+    # Trusting sklearn types includes tree node arrays that predict indexes unchecked, so the
+    # file must be the one that was trained: its sha256 is in the manifest.
+    expected = manifest.get("files", {}).get("model.skops")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if expected != actual:
+        raise UntrustedModelError(f"{path}: sha256 {actual} is not the manifest's {expected}")
+    model = load_trusted(path, tuple(manifest.get("allow_modules", ())))
     features = tuple(Feature(f["name"], datatype_of(f["dtype"])) for f in manifest["features"])
     classes = manifest.get("classes")
     return ServedModel(
