@@ -91,3 +91,11 @@ def read_base_file(spec: Spec, github: GitHubSettings, path: str) -> str | None:
 
 def _is_git(folder: Path) -> bool:
     return (folder / ".git").exists() or (folder / "HEAD").is_file()
+
+
+def plain_folder(spec: Spec) -> Path | None:
+    """The configured local GitOps folder when it is not a git repository yet, else None."""
+    configured = spec.promotion.repository if spec.promotion else None
+    folder = spec.root / configured if configured is not None else None
+    plain = folder is not None and folder.is_dir() and not _is_git(folder)
+    return folder.resolve() if plain and folder is not None else None

@@ -18,7 +18,7 @@ from typing import Any
 
 from gitops_mlops import bundle, release
 from gitops_mlops.errors import MlopsError
-from gitops_mlops.gitops_repo import GitHubSettings, read_base_file
+from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
 from gitops_mlops.integrations import docker
 from gitops_mlops.reporting.progress import Progress
 from gitops_mlops.rundir import RunDir, new_run_dir, write_json
@@ -153,6 +153,13 @@ def _release(
 ) -> list[dict[str, Any]]:
     """Build, smoke-test and push the image, then promote to every `on: push` environment."""
     image = _image(spec, run_dir, options, progress)
+    folder = plain_folder(spec)
+    if folder is not None:
+        progress.skipped(
+            "promote",
+            f"{folder} is not a git repository; `git init` it (and commit) to promote there",
+        )
+        return []
     if image is None:
         progress.skipped("promote", "no image was built, so there is no digest to pin")
         return []
