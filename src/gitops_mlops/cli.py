@@ -320,6 +320,11 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     )
 
 
+def _force_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="promote despite a failed gate")
+    parser.add_argument("--reason", help="why --force is used (goes into the pull request)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -354,8 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--version", help="workflow_dispatch: model version expected")
     run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
     run.add_argument("--base-image", help="push: Python base image of the serving image")
-    run.add_argument("--force", action="store_true", help="promote despite a failed gate")
-    run.add_argument("--reason", help="why --force is used (goes into the pull request)")
+    _force_flags(run)
     run.set_defaults(handler=_cmd_run)
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
@@ -381,8 +385,7 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("run_dir", metavar="RUN_DIR")
     promote.add_argument("--environment", "-e", required=True, help="environment to promote to")
     promote.add_argument("--image", help="REPOSITORY@sha256:... (default: the run's build.json)")
-    promote.add_argument("--force", action="store_true", help="promote despite a failed gate")
-    promote.add_argument("--reason", help="why --force is used (goes into the pull request)")
+    _force_flags(promote)
     promote.set_defaults(handler=_cmd_promote)
 
     build_cmd = commands.add_parser("build", help="build, smoke-test (and push) the serving image")

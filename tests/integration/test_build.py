@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import pytest
 
 from gitops_mlops.integrations import docker
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
+from tests.integration.helpers import copy_example, run_until
 from tests.integration.server_helpers import request, wait_ready
 from tests.integration.test_serving import MALFORMED, ROWS, per_feature
 
@@ -42,9 +42,7 @@ def _has(client: Any, image: str) -> bool:
 
 
 def project(folder: Path, n_estimators: int = 50, budget: int = 450) -> Path:
-    shutil.copytree(ROOT / "examples" / "iris", folder / "iris")
-    shutil.copytree(ROOT / "examples" / "gitops", folder / "gitops")
-    spec = folder / "iris" / "mlops.yaml"
+    spec = copy_example(folder)
     text = spec.read_text().replace("localhost:5000/acme/iris-classifier", IMAGE)
     text = text.replace("n_estimators: 100", f"n_estimators: {n_estimators}")
     text = text.replace("size_budget_mb: 500", f"size_budget_mb: {budget}")
@@ -53,9 +51,7 @@ def project(folder: Path, n_estimators: int = 50, budget: int = 450) -> Path:
 
 
 def train(spec: Path, out: Path) -> Path:
-    result = run_cli("run", str(spec), "--until", "gate", "--out", str(out))
-    assert result.code == 0, result.out + result.err
-    return out
+    return run_until(spec, out, "gate")
 
 
 @pytest.fixture(scope="module")

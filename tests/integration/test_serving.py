@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,44 +12,21 @@ import pandas as pd
 import pytest
 
 from gitops_mlops import bundle
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
+from tests.integration.helpers import copy_example, run_until
 from tests.integration.server_helpers import free_port, request, serving
 
 
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("iris")
-    shutil.copytree(ROOT / "examples" / "iris", folder / "iris")
-    shutil.copytree(ROOT / "examples" / "gitops", folder / "gitops")
-    assert (
-        run_cli(
-            "run",
-            str(folder / "iris" / "mlops.yaml"),
-            "--until",
-            "train",
-            "--out",
-            str(folder / "run"),
-        ).code
-        == 0
-    )
-    return folder / "run"
+    return run_until(copy_example(folder), folder / "run", "train")
 
 
 @pytest.fixture(scope="module")
 def csv_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("csv")
-    assert (
-        run_cli(
-            "run",
-            str(ROOT / "examples" / "diabetes-csv" / "mlops.yaml"),
-            "--until",
-            "train",
-            "--out",
-            str(folder / "run"),
-        ).code
-        == 0
-    )
-    return folder / "run"
+    return run_until(ROOT / "examples" / "diabetes-csv" / "mlops.yaml", folder / "run", "train")
 
 
 def start(run: Path) -> tuple[list[str], int]:
