@@ -238,14 +238,26 @@ def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
     if settings.token and running_in_actions(console.env):
         console.print(f"::add-mask::{settings.token}")
     spec = load(run_dir.spec_path())
-    with _progress(console).stage("promote"):
-        candidate = Candidate.from_run(run_dir, args.image)
-        context = PromoteContext(
-            spec, candidate, args.environment, args.force, args.reason, settings
-        )
-        result = promote(context)
-    write_json(run_dir.root / "promotion.json", result)
-    _print_promotion(result, console)
+    environments = (
+        [args.environment]
+        if args.environment
+        else [
+            e.name
+            for e in (spec.promotion.environments if spec.promotion else ())
+            if e.on == "push"
+        ]
+    )
+    if not environments:
+        raise MlopsError("no --environment given and no environment has `on: push`")
+    candidate = Candidate.from_run(run_dir, args.image)
+    for environment in environments:
+        with _progress(console).stage(f"promote {environment}"):
+            context = PromoteContext(
+                spec, candidate, environment, args.force, args.reason, settings
+            )
+            result = promote(context)
+        write_json(run_dir.root / "promotion.json", result)
+        _print_promotion(result, console)
     return 0
 
 
@@ -383,7 +395,9 @@ def _parser() -> argparse.ArgumentParser:
 
     promote = commands.add_parser("promote", help="open the pull request releasing a run")
     promote.add_argument("run_dir", metavar="RUN_DIR")
-    promote.add_argument("--environment", "-e", required=True, help="environment to promote to")
+    promote.add_argument(
+        "--environment", "-e", help="environment to promote to (default: every `on: push` one)"
+    )
     promote.add_argument("--image", help="REPOSITORY@sha256:... (default: the run's build.json)")
     _force_flags(promote)
     promote.set_defaults(handler=_cmd_promote)
