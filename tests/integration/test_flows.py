@@ -245,3 +245,20 @@ def test_a_gitops_repository_that_is_neither_a_folder_nor_owner_name(tmp_path: P
     result = run_cli("run", str(tmp_path / "iris" / "mlops.yaml"), "--out", str(tmp_path / "r"))
     assert result.code == 1
     assert "promotion.repository '../gitops' is neither a local git repository nor" in result.err
+
+
+def test_an_unreachable_api_warns_instead_of_failing(
+    github: FakeGitHub, project: Path, tmp_path: Path
+) -> None:
+    number = open_source_pull(github)
+    env = actions_env(github, tmp_path, "pull_request", number)
+    env["GITHUB_API_URL"] = "http://127.0.0.1:9/api/v3"  # nothing listens on port 9
+    result = run_cli(
+        "run", str(project / "mlops.yaml"), "--until", "gate", "--out", str(tmp_path / "a"), env=env
+    )
+    assert result.code == 0
+    report = run_cli("report", str(tmp_path / "a"), env=env)
+    assert report.code == 0, report.out + report.err
+    assert "::warning::could not comment on pull request #7: cannot reach the GitHub API" in (
+        report.out
+    )

@@ -80,6 +80,7 @@ class GitHub:
     @contextmanager
     def _counting(self) -> Iterator[None]:
         from github import GithubException
+        from requests import RequestException
 
         logger = logging.getLogger("github.Requester")
         level, propagate = logger.level, logger.propagate
@@ -92,6 +93,10 @@ class GitHub:
             message = err.data.get("message") if isinstance(err.data, dict) else err.data
             raise GitHubError(
                 f"GitHub API error {err.status} on {self.repository}: {message}"
+            ) from None
+        except RequestException as err:  # unreachable host, DNS, TLS: not a bug of ours
+            raise GitHubError(
+                f"cannot reach the GitHub API for {self.repository}: {type(err).__name__}"
             ) from None
         finally:
             logger.removeHandler(self._counter)
