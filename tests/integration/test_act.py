@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -68,7 +68,12 @@ def consumer(folder: Path, threshold: float = 0.85) -> Path:
 
 
 def run_act(
-    repo: Path, github: FakeGitHub, event: str, payload: dict[str, object], tmp: Path
+    repo: Path,
+    github: FakeGitHub,
+    event: str,
+    payload: Mapping[str, object],
+    tmp: Path,
+    extra: list[str] | None = None,
 ) -> tuple[int, dict[str, str], str]:
     """act's exit code, the result of each job, and the log."""
     act = act_binary()
@@ -102,6 +107,7 @@ def run_act(
         f"GITHUB_REPOSITORY={SOURCE}",
         "-s",
         f"GITHUB_TOKEN={TOKEN}",
+        *(extra or []),
     ]
     for key, value in github.env(SOURCE).items():
         if key not in ("GITHUB_REPOSITORY", "GITHUB_TOKEN"):
@@ -172,3 +178,39 @@ def test_hostile_titles_and_branch_names_execute_nothing(
     assert code == 0, log[-3000:]
     assert not marker.exists()
     assert not list(tmp_path.rglob("pwned"))
+
+
+@pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
+def test_push_promotes_staging_then_dispatch_promotes_production(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    from gitops_mlops.integrations import docker as engine
+
+    base = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+    client, why = engine.connect(os.environ)
+    if client is None:
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    repo = consumer(tmp_path)
+    caller = repo / ".github" / "workflows" / "model.yml"
+    caller.write_text(caller.read_text().replace("      registry: ghcr.io\n", ""))
+    git("commit", "--quiet", "-am", "no registry login for the local registry", cwd=repo)
+    extra = ["--env", f"MLOPS_BASE_IMAGE={base}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
+    push = {"ref": "refs/heads/main", "after": git("rev-parse", "HEAD", cwd=repo).strip()}
+    code, jobs, log = run_act(repo, github, "push", push, tmp_path, extra)
+    assert code == 0, log[-4000:]
+    assert list(jobs.values()) == ["success"], jobs
+    pull = github.pulls[REPO][1]
+    assert pull.head == "mlops/promote/staging/iris-classifier"
+    record = github.read(REPO, pull.head, "apps/iris/staging/model-release.yaml")
+    assert "image: localhost:5000/acme/iris-classifier@sha256:" in record
+
+    dispatch = {"inputs": {"environment": "production"}}
+    code, jobs, log = run_act(repo, github, "workflow_dispatch", dispatch, tmp_path, extra)
+    assert code != 0 and "staging has no release yet" in log  # the staging PR is not merged
+    github.merge(REPO, 1)
+    code, jobs, log = run_act(repo, github, "workflow_dispatch", dispatch, tmp_path, extra)
+    assert code == 0, log[-4000:]
+    assert list(jobs.values()) == ["success"], jobs
+    assert github.pulls[REPO][2].head == "mlops/promote/production/iris-classifier"
