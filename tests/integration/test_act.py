@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,6 +150,8 @@ def test_pull_request_reports_and_gates(github: FakeGitHub, tmp_path: Path) -> N
     assert set(jobs.values()) == {"success"} and len(jobs) == 1, jobs
     comments = github.comments[SOURCE]
     assert len(comments) == 1 and "passed the gate" in comments[0].body
+    assert re.search(r"set-output:: model-version=[0-9a-f]{12}", log), log[-2000:]
+    assert "set-output:: verdict=passed" in log
     code, jobs, log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
     assert code == 0, log[-3000:]
     assert len(github.comments[SOURCE]) == 1  # updated in place, not duplicated
