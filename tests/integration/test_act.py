@@ -108,6 +108,9 @@ def run_act(
         f"GITHUB_REPOSITORY={SOURCE}",
         "-s",
         f"GITHUB_TOKEN={TOKEN}",
+        # Share pip's cache with this machine: each act run installs the package anew.
+        "--env",
+        f"PIP_CACHE_DIR={Path.home() / '.cache' / 'pip'}",
         *(extra or []),
     ]
     for key, value in github.env(SOURCE).items():
