@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gitops_mlops import bundle
 from gitops_mlops.cli import main as mlops
 from gitops_mlops.integrations import docker
 from gitops_mlops.rundir import RunDir
@@ -46,7 +47,7 @@ def timed_build(client: Any, run: RunDir, base: str, nocache: bool) -> tuple[flo
     ctx = BuildContext(load(run.spec_path()), run, base, push=False, env=os.environ)
     python, machine = docker.python_of(client, base)
     started = time.perf_counter()
-    contexts = render(ctx, python, machine)
+    contexts = render(ctx, bundle.read_manifest(run.model_dir), python, machine)
     packages = packages_image(client, contexts, base, nocache=nocache)
     tag = f"{IMAGE}:{run.root.parent.name}"
     args = {"BASE_IMAGE": base, "PACKAGES_IMAGE": packages}

@@ -187,9 +187,8 @@ class Contexts:
     pins: list[str]
 
 
-def render(ctx: BuildContext, python: str, machine: str) -> Contexts:
+def render(ctx: BuildContext, manifest: Mapping[str, Any], python: str, machine: str) -> Contexts:
     """Two build contexts, so a retrain sends the engine only the server code and model."""
-    manifest = bundle.read_manifest(ctx.run.model_dir)
     measured = json.loads(ctx.run.metrics.read_text()) if ctx.run.metrics.is_file() else {}
     root = ctx.run.root / "image"
     shutil.rmtree(root, ignore_errors=True)
@@ -268,14 +267,15 @@ def _smoke_request(ctx: BuildContext, manifest: Mapping[str, Any]) -> dict[str, 
     return {"inputs": inputs}
 
 
-def smoke_test(client: Any, ctx: BuildContext, tag: str) -> dict[str, Any]:
+def smoke_test(
+    client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag: str
+) -> dict[str, Any]:
     """Run the image, send the smoke request, and compare with the local model's answer."""
     import pandas as pd
 
     from gitops_mlops.serving import protocol
     from gitops_mlops.serving.model import load
 
-    manifest = bundle.read_manifest(ctx.run.model_dir)
     request = _smoke_request(ctx, manifest)
     local = load(ctx.run.model_dir)
     columns, rows = protocol.columns(local, request)
@@ -324,11 +324,11 @@ def build(ctx: BuildContext) -> BuildResult:
         return BuildResult(False, why, {})
     if client is None:
         python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        contexts = render(ctx, python, os.uname().machine)
+        contexts = render(ctx, manifest, python, os.uname().machine)
         return BuildResult(False, f"{why}; the build contexts are in {contexts.image.parent}", {})
     started = time.monotonic()
     python, machine = docker.python_of(client, ctx.base_image)
-    contexts = render(ctx, python, machine)
+    contexts = render(ctx, manifest, python, machine)
     repository = ctx.spec.container.image
     tag = f"{repository}:{version}"
     packages = packages_image(client, contexts, ctx.base_image)
@@ -354,7 +354,7 @@ def build(ctx: BuildContext) -> BuildResult:
         "requirements": contexts.pins,
         "packages_image": packages,
         "build_seconds": build_seconds,
-        "smoke_test": smoke_test(client, ctx, tag),
+        "smoke_test": smoke_test(client, ctx, manifest, tag),
         "digest": None,
         "pushed": False,
     }
