@@ -228,35 +228,29 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
 
 def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.gitops_repo import GitHubSettings
-    from gitops_mlops.reporting.github import running_in_actions
-    from gitops_mlops.rundir import RunDir, write_json
-    from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
+    from gitops_mlops.pipeline import promote_each
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.stages.promote import Candidate, push_environments
     from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
-    settings = GitHubSettings.from_env(console.env)
-    if settings.token and running_in_actions(console.env):
-        console.print(f"::add-mask::{settings.token}")
+    _mask_token(console)
     spec = load(run_dir.spec_path())
-    environments = (
-        [args.environment]
-        if args.environment
-        else [
-            e.name
-            for e in (spec.promotion.environments if spec.promotion else ())
-            if e.on == "push"
-        ]
-    )
+    environments = [args.environment] if args.environment else push_environments(spec)
     if not environments:
         raise MlopsError("no --environment given and no environment has `on: push`")
     candidate = Candidate.from_run(run_dir, args.image)
-    for environment in environments:
-        with _progress(console).stage(f"promote {environment}"):
-            context = PromoteContext(
-                spec, candidate, environment, args.force, args.reason, settings
-            )
-            result = promote(context)
-        write_json(run_dir.root / "promotion.json", result)
+    settings = GitHubSettings.from_env(console.env)
+    for result in promote_each(
+        spec,
+        run_dir,
+        candidate,
+        environments,
+        args.force,
+        args.reason,
+        settings,
+        _progress(console),
+    ):
         _print_promotion(result, console)
     return 0
 

@@ -11,7 +11,7 @@ Each stage is a module in `stages/` with one entry point; this module only wires
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,13 @@ from gitops_mlops.stages import validate
 from gitops_mlops.stages.build import BuildContext, build
 from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
 from gitops_mlops.stages.gate import GateContext, gate
-from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
+from gitops_mlops.stages.promote import (
+    Candidate,
+    PromoteContext,
+    environment_named,
+    promote,
+    push_environments,
+)
 from gitops_mlops.stages.report import ReportContext, ReportResult, report
 from gitops_mlops.stages.train import TrainContext, train
 
@@ -163,31 +169,43 @@ def _release(
     if image is None:
         progress.skipped("promote", "no image was built, so there is no digest to pin")
         return []
-    targets = [e for e in (spec.promotion.environments if spec.promotion else ()) if e.on == "push"]
+    targets = push_environments(spec)
     if not targets:
         progress.skipped("promote", "no environment has `on: push`")
         return []
-    settings = GitHubSettings.from_env(options.env)
     candidate = Candidate.from_run(run_dir, image)
-    results = []
-    for environment in targets:
-        with progress.stage(f"promote {environment.name}"):
-            context = PromoteContext(
-                spec, candidate, environment.name, options.force, options.reason, settings
-            )
-            results.append(promote(context))
-    write_json(run_dir.root / "promotion.json", results[-1])
-    return results
+    settings = GitHubSettings.from_env(options.env)
+    return list(
+        promote_each(
+            spec, run_dir, candidate, targets, options.force, options.reason, settings, progress
+        )
+    )
+
+
+def promote_each(
+    spec: Spec,
+    run_dir: RunDir,
+    candidate: Candidate,
+    environments: list[str],
+    force: bool,
+    reason: str | None,
+    settings: GitHubSettings,
+    progress: Progress,
+) -> Iterator[dict[str, Any]]:
+    """Promote the candidate to each environment, yielding each result as it is done;
+    promotion.json records the latest."""
+    for name in environments:
+        with progress.stage(f"promote {name}"):
+            result = promote(PromoteContext(spec, candidate, name, force, reason, settings))
+        write_json(run_dir.root / "promotion.json", result)
+        yield result
 
 
 def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome:
     """workflow_dispatch: promote what the required environment runs; nothing is trained."""
     if options.environment is None:
         raise MlopsError("workflow_dispatch needs --environment: where to promote")
-    environments = {e.name: e for e in (spec.promotion.environments if spec.promotion else ())}
-    target = environments.get(options.environment)
-    if target is None:
-        raise MlopsError(f"no environment {options.environment!r} in promotion.environments")
+    target = environment_named(spec, options.environment)
     if target.requires is None:
         raise MlopsError(
             f"{target.name} has no `requires`: there is no environment to promote a version "
@@ -195,7 +213,7 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
         )
     settings = GitHubSettings.from_env(options.env)
     with progress.stage(f"promote {target.name}"):
-        source = environments[target.requires]
+        source = environment_named(spec, target.requires)
         text = read_base_file(spec, settings, source.release_record)
         if text is None:
             raise MlopsError(

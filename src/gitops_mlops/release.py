@@ -30,14 +30,21 @@ class Champion:
     source: str  # where the record was read, for reports
 
 
+def metric_value(table: Mapping[str, Any] | None, name: str) -> float | None:
+    """A metric's value in a metrics table ({name: {"value": ...}} or {name: number})."""
+    entry = (table or {}).get(name)
+    value = entry.get("value") if isinstance(entry, Mapping) else entry
+    return float(value) if isinstance(value, int | float) else None
+
+
 def read_record(path: Path) -> Champion:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MlopsError(f"{path}: release record not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
         raise MlopsError(f"{path}: release record is not valid YAML ({err})") from None
-    return parse_record(raw, str(path))
+    return parse_record(parse_record_text(text, str(path)), str(path))
 
 
 def parse_record(raw: Any, source: str) -> Champion:

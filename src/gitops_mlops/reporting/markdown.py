@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gitops_mlops.release import Champion
+from gitops_mlops.release import Champion, metric_value
 from gitops_mlops.spec.model import Spec
 
 
@@ -16,12 +16,6 @@ def _number(value: float | None) -> str:
 def _interval(entry: Mapping[str, Any]) -> str:
     low, high = entry.get("ci_low"), entry.get("ci_high")
     return "—" if low is None or high is None else f"[{low:.4g}, {high:.4g}]"
-
-
-def _champion_value(table: Mapping[str, Any] | None, name: str) -> float | None:
-    entry = (table or {}).get(name)
-    value = entry.get("value") if isinstance(entry, Mapping) else entry
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _delta(candidate: float | None, champion: float | None) -> str:
@@ -39,7 +33,7 @@ def _table(
     ]
     for name, entry in measured.items():
         ours = entry.get("value")
-        theirs = _champion_value(champion, name)
+        theirs = metric_value(champion, name)
         lines.append(
             f"| {name} | {_number(ours)} | {_interval(entry)} | {_number(theirs)} "
             f"| {_delta(ours, theirs)} |"

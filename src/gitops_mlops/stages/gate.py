@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_mlops import metrics
-from gitops_mlops.release import Champion
+from gitops_mlops.release import Champion, metric_value
 from gitops_mlops.reporting import markdown
 from gitops_mlops.rundir import RunDir, read_json, write_json
 from gitops_mlops.spec.model import Spec, Threshold
@@ -69,9 +69,7 @@ def _champion_value(champion: Champion | None, threshold: Threshold) -> float | 
     if champion is None:
         return None
     table = champion.slices.get(threshold.slice, {}) if threshold.slice else champion.metrics
-    entry = table.get(threshold.metric)
-    value = entry.get("value") if isinstance(entry, dict) else entry
-    return float(value) if isinstance(value, int | float) else None
+    return metric_value(table, threshold.metric)
 
 
 def _observed(

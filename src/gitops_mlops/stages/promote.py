@@ -131,7 +131,7 @@ class Candidate:
 _PROVENANCE = ("model_digest", "data_digest", "spec_digest", "git_commit")
 
 
-def _environment(spec: Spec, name: str) -> Environment:
+def environment_named(spec: Spec, name: str) -> Environment:
     environments = spec.promotion.environments if spec.promotion else ()
     for environment in environments:
         if environment.name == name:
@@ -157,9 +157,12 @@ def _check_requires(
 ) -> None:
     if environment.requires is None:
         return
-    required = _environment(ctx.spec, environment.requires)
+    required = environment_named(ctx.spec, environment.requires)
     text = checkout.show(base_ref, required.release_record)
-    current = release.parse_record(_yaml(text), required.release_record).version if text else None
+    path = required.release_record
+    current = (
+        release.parse_record(release.parse_record_text(text, path), path).version if text else None
+    )
     if current != version:
         holds = f"runs {current}" if current else "has no release"
         raise PromotionRefused(
@@ -296,7 +299,7 @@ def _push(
 def promote(ctx: PromoteContext) -> dict[str, Any]:
     """Publish the promotion; the result is what promotion.json records."""
     spec, image = ctx.spec, ctx.candidate.image
-    environment = _environment(spec, ctx.environment)
+    environment = environment_named(spec, ctx.environment)
     _check_policy(ctx)
     url, repository, token = gitops_repo.remote(ctx.spec, ctx.github)
     base = spec.promotion.base if spec.promotion else "main"
@@ -375,6 +378,12 @@ def _publish(
         f"could not publish {branch}: the repository kept changing for {MAX_ATTEMPTS} attempts; "
         "rerun the promotion"
     )
+
+
+def push_environments(spec: Spec) -> list[str]:
+    """The environments promoted on every push to the default branch."""
+    environments = spec.promotion.environments if spec.promotion else ()
+    return [e.name for e in environments if e.on == "push"]
 
 
 def marker(spec: Spec, environment: Environment) -> str:
