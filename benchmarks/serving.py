@@ -2,10 +2,13 @@
 
     python benchmarks/serving.py --mlflow-python VENV/bin/python --mlserver VENV/bin/mlserver
 
-Serves the iris example (a scikit-learn Pipeline: imputation, scaling, a random forest) three
-ways, one worker process each, and drives each with wrk (one thread, 8 connections, 10 s)
-with 1-row and 100-row requests in the server's own format. Reports requests/s and p50/p99.
-Target (issue 4): at least 2x the throughput of the best of them at an equal or better p99.
+Serves the iris example (a scikit-learn Pipeline: imputation, scaling, a random forest) with
+ours, MLflow's and MLServer's (as installed, and again with its adaptive batching switched on,
+since ours batches), one worker process each, and drives each with wrk (one thread, 8
+connections, 10 s) with 1-row and 100-row requests in the server's own format. Reports
+requests/s and p50/p99.
+Target (issue 4): at least 2x the throughput of the best of MLflow and MLServer (as they
+ship) at an equal or better p99; the ratio to MLServer with adaptive batching is printed too.
 
 MLflow and MLServer live in their own virtual environments (their pins clash with ours):
     python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow-skinny flask gunicorn \\
@@ -36,6 +39,8 @@ Body = Callable[[int], dict[str, Any]]
 ROOT = Path(__file__).resolve().parent.parent
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ROW = [5.9, 3.0, 4.2, 1.5]
+CONNECTIONS = 8
+ADAPTIVE_BATCHING = {"max_batch_size": CONNECTIONS, "max_batch_time": 0.005}
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = [==[{body}]==]
@@ -88,7 +93,7 @@ def load(url: str, body: dict[str, Any], folder: Path, seconds: int) -> tuple[fl
     script = folder / "post.lua"
     script.write_text(LUA.format(body=json.dumps(body)))
     out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -104,7 +109,22 @@ def _ms(out: str, percentile: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def prepare(folder: Path, mlflow_python: str) -> tuple[Path, Path, Path]:
+def mlserver_model(folder: Path, model: Path, settings: dict[str, Any]) -> None:
+    folder.mkdir()
+    shutil.copy(model, folder / "model.joblib")
+    (folder / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "iris-classifier",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib"},
+            }
+            | settings
+        )
+    )
+
+
+def prepare(folder: Path, mlflow_python: str) -> tuple[Path, Path, Path, Path]:
     """Train once; the same fitted model for all three servers."""
     from gitops_mlops import bundle
     from gitops_mlops.cli import main as mlops
@@ -145,18 +165,12 @@ def prepare(folder: Path, mlflow_python: str) -> tuple[Path, Path, Path]:
         capture_output=True,
     )
     mlserver_dir = folder / "mlserver-model"
-    mlserver_dir.mkdir()
-    shutil.copy(folder / "model.joblib", mlserver_dir / "model.joblib")
-    (mlserver_dir / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": "iris-classifier",
-                "implementation": "mlserver_sklearn.SKLearnModel",
-                "parameters": {"uri": "./model.joblib"},
-            }
-        )
-    )
-    return folder / "run" / "model", mlflow_dir, mlserver_dir
+    mlserver_model(mlserver_dir, folder / "model.joblib", {})
+    batching_dir = folder / "mlserver-batching"
+    # MLServer's adaptive batching (off by default): up to one request per wrk connection,
+    # waiting at most 5 ms for the batch to fill.
+    mlserver_model(batching_dir, folder / "model.joblib", ADAPTIVE_BATCHING)
+    return folder / "run" / "model", mlflow_dir, mlserver_dir, batching_dir
 
 
 def main() -> int:
@@ -168,7 +182,7 @@ def main() -> int:
     results: dict[str, dict[int, tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        ours, mlflow_dir, mlserver_dir = prepare(folder, args.mlflow_python)
+        ours, mlflow_dir, mlserver_dir, batching_dir = prepare(folder, args.mlflow_python)
         servers: dict[str, tuple[Callable[[int], list[str]], str, str, Body]] = {
             "gitops-mlops": (
                 lambda port: [
@@ -214,6 +228,12 @@ def main() -> int:
                 "/v2/models/iris-classifier/infer",
                 mlserver_body,
             ),
+            "mlserver-batch": (
+                lambda port: [args.mlserver, "start", str(batching_dir)],
+                "/v2/health/ready",
+                "/v2/models/iris-classifier/infer",
+                mlserver_body,
+            ),
         }
         for name, (command, health, path, body) in servers.items():
             port = free_port()
@@ -221,8 +241,8 @@ def main() -> int:
             if name == "mlflow":  # it runs `uvicorn` from PATH: make it the venv's
                 bin_dir = str(Path(args.mlflow_python).parent)
                 env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-            if name == "mlserver":
-                (mlserver_dir / "settings.json").write_text(
+            if name.startswith("mlserver"):
+                (Path(command(port)[-1]) / "settings.json").write_text(
                     json.dumps(
                         {
                             "http_port": port,
@@ -255,15 +275,19 @@ def main() -> int:
             print(f"{name:14} {rows:4d} {rps:9.0f} {p50:8.2f} {p99:8.2f}")
     met = True
     for rows in (1, 100):
-        ours_rps, _, ours_p99 = results["gitops-mlops"][rows]
-        best = max((r[rows] for n, r in results.items() if n != "gitops-mlops"), key=lambda r: r[0])
-        ratio = ours_rps / best[0]
-        ok = ratio >= 2 and ours_p99 <= best[2]
-        met &= ok
-        print(
-            f"{rows:3d} row(s): {ratio:.2f}x the best other's throughput, p99 "
-            f"{ours_p99:.2f} vs {best[2]:.2f} ms: {'met' if ok else 'NOT met'}"
-        )
+        # The issue's target is against MLflow and MLServer as they ship; MLServer with its
+        # adaptive batching on (our server batches) is reported beside it, not hidden.
+        for others, judged in ((("mlflow", "mlserver"), True), (("mlserver-batch",), False)):
+            ours_rps, _, ours_p99 = results["gitops-mlops"][rows]
+            best_name = max(others, key=lambda n: results[n][rows][0])
+            best_rps, _, best_p99 = results[best_name][rows]
+            ok = ours_rps >= 2 * best_rps and ours_p99 <= best_p99
+            met &= ok or not judged
+            verdict = ("met" if ok else "NOT met") if judged else "for comparison"
+            print(
+                f"{rows:3d} row(s): {ours_rps / best_rps:.2f}x {best_name}'s throughput, p99 "
+                f"{ours_p99:.2f} vs {best_p99:.2f} ms: {verdict}"
+            )
     return 0 if met else 1
 
 

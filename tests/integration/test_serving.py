@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from sklearn.datasets import load_iris
 
 from gitops_mlops import bundle
 from tests.conftest import ROOT
@@ -342,6 +345,29 @@ def test_prometheus_metrics_count_requests_and_errors(iris_server: int) -> None:
     assert 'mlops_requests_total{route="infer",status="200"}' in text
     assert 'mlops_request_errors_total{route="infer"}' in text
     assert 'mlops_request_seconds_bucket{route="infer",le="+Inf"}' in text
+
+
+def test_concurrent_requests_each_get_their_own_predictions(
+    iris_server: int, iris_run: Path
+) -> None:
+    """Requests that arrive while the model is busy share a call; the answers stay per request."""
+    model = bundle.load_model(iris_run / "model" / "model.skops")
+    frame = load_iris(as_frame=True).data
+    chunks = [frame.iloc[i : i + 1 + i % 5] for i in range(40)]
+
+    def ask(chunk: pd.DataFrame) -> tuple[int, Any]:
+        rows = chunk.to_numpy().tolist()
+        return request(iris_server, "POST", "/v2/models/iris-classifier/infer", per_feature(rows))
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(ask, chunks))
+    for chunk, (status, body) in zip(chunks, answers, strict=True):
+        assert status == 200, body
+        outputs = {o["name"]: o["data"] for o in body["outputs"]}
+        assert outputs["predict"] == model.predict(chunk).tolist()
+        assert outputs["predict_proba"] == model.predict_proba(chunk).ravel().tolist()
+    text = request(iris_server, "GET", "/metrics")[1]
+    assert re.search(r"^mlops_model_calls_total \d+$", text, re.MULTILINE)
 
 
 def test_sigterm_stops_the_server_cleanly(iris_run: Path) -> None:

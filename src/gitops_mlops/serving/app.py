@@ -13,7 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import numpy as np
+
 from gitops_mlops.serving import protocol
+from gitops_mlops.serving.batching import Batcher, Columns, Outputs
 from gitops_mlops.serving.metrics import Metrics
 from gitops_mlops.serving.model import ServedModel
 
@@ -39,6 +42,7 @@ class Server:
         self.model = model
         self.max_body = max_body
         self.metrics = Metrics()
+        self.batcher = Batcher(self._predict)
         self.ready = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +57,7 @@ class Server:
         if too_large:
             status, payload, kind = _error(413, f"request body over {self.max_body} bytes")
         else:
-            status, payload, kind = self.handle(method, path, body)
+            status, payload, kind = await self.handle(method, path, body)
         await send(
             {
                 "type": "http.response.start",
@@ -92,9 +96,10 @@ class Server:
             if not message.get("more_body"):
                 return b"".join(chunks), False
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes, bytes]:
+    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes, bytes]:
         if path == "/metrics" and method == "GET":
-            return 200, self.metrics.render().encode(), b"text/plain; version=0.0.4"
+            text = self.metrics.render(model_calls=self.batcher.calls)
+            return 200, text.encode(), b"text/plain; version=0.0.4"
         if path in ("/v2/health/live", "/v2/health/ready"):
             ready = self.ready or path.endswith("live")
             return _json(
@@ -106,7 +111,7 @@ class Server:
         if infer:
             if method != "POST":
                 return _error(405, "use POST for inference")
-            return self._infer(infer[1], infer[2], body)
+            return await self._infer(infer[1], infer[2], body)
         described = _MODEL.match(path)
         if described and method == "GET":
             unknown = self._unknown(described[1], described[2])
@@ -126,7 +131,7 @@ class Server:
             )
         return None
 
-    def _infer(self, name: str, version: str | None, body: bytes) -> tuple[int, bytes, bytes]:
+    async def _infer(self, name: str, version: str | None, body: bytes) -> tuple[int, bytes, bytes]:
         unknown = self._unknown(name, version)
         if unknown:
             return unknown
@@ -139,50 +144,40 @@ class Server:
             outputs = protocol.requested_outputs(self.model, request)
         except protocol.V2Error as err:
             return _error(err.status, err.message)
+        in_order = {f.name: columns[f.name] for f in self.model.features}
         try:
-            result = self._predict(columns, rows, outputs)
-        except (
-            ValueError,
-            TypeError,
-        ) as err:  # values the model cannot use (e.g. text for a number)
+            predicted = await self.batcher.predict(in_order, outputs)
+        except (ValueError, TypeError) as err:  # values the model cannot use (text for a number)
             return _error(422, f"the model could not use these inputs: {err}")
         response: dict[str, Any] = {
             "model_name": self.model.name,
             "model_version": self.model.version,
-            "outputs": result,
+            "outputs": [self._output(name, values, rows) for name, values in predicted.items()],
         }
         if isinstance(request.get("id"), str):
             response["id"] = request["id"]
         return _json(200, response)
 
-    def _predict(
-        self, columns: dict[str, list[Any]], rows: int, outputs: Any
-    ) -> list[dict[str, Any]]:
-        import pandas as pd
+    def _predict(self, columns: Columns, outputs: tuple[str, ...]) -> Outputs:
+        """Runs in the batcher's thread, on one request's rows or on several requests' rows."""
+        frame = protocol.frame(self.model, columns)
+        # Output names were checked against the model's outputs: both are methods of the model.
+        return {name: np.asarray(getattr(self.model.model, name)(frame)) for name in outputs}
 
-        frame = pd.DataFrame({f.name: columns[f.name] for f in self.model.features})
-        result = []
-        if "predict" in outputs:
-            predicted = self.model.model.predict(frame)
-            result.append(
-                {
-                    "name": "predict",
-                    "datatype": self.model.predict_datatype,
-                    "shape": [rows],
-                    "data": predicted.tolist(),
-                }
-            )
-        if "predict_proba" in outputs:
-            proba = self.model.model.predict_proba(frame)
-            result.append(
-                {
-                    "name": "predict_proba",
-                    "datatype": "FP64",
-                    "shape": [rows, proba.shape[1]],
-                    "data": proba.ravel().tolist(),
-                }
-            )
-        return result
+    def _output(self, name: str, values: np.ndarray, rows: int) -> dict[str, Any]:
+        if name == "predict_proba":
+            return {
+                "name": name,
+                "datatype": "FP64",
+                "shape": [rows, values.shape[1]],
+                "data": values.ravel().tolist(),
+            }
+        return {
+            "name": name,
+            "datatype": self.model.predict_datatype,
+            "shape": [rows],
+            "data": values.tolist(),
+        }
 
 
 def _route(path: str) -> str:

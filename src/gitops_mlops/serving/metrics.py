@@ -23,9 +23,13 @@ class Metrics:
             counts[index] += 1
             self.sums[route] += seconds
 
-    def render(self) -> str:
+    def render(self, model_calls: int) -> str:
         with self._lock:
             lines = [
+                "# HELP mlops_model_calls_total Calls into the model; requests share calls when"
+                " they arrive while the model is busy.",
+                "# TYPE mlops_model_calls_total counter",
+                f"mlops_model_calls_total {model_calls}",
                 "# HELP mlops_requests_total Requests answered, by route and status.",
                 "# TYPE mlops_requests_total counter",
             ]

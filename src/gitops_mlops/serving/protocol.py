@@ -11,7 +11,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from gitops_mlops.serving.model import ServedModel
+
+Columns = dict[str, np.ndarray]
 
 NUMERIC = {
     "FP16",
@@ -76,6 +81,25 @@ def _values(tensor: Mapping[str, Any], where: str) -> tuple[list[Any], list[int]
     return flat, shape
 
 
+def _array(values: list[Any], datatype: str, where: str) -> np.ndarray:
+    """One column as the model sees it. The dtype follows the tensor's datatype, not the
+    values (pandas would make `[5, 3]` int64 and `[5.5, 3]` float64), so a request's rows
+    get the same column whether they are predicted alone or batched with others."""
+    missing = any(v is None for v in values)
+    if datatype in NUMERIC:
+        if datatype.startswith(("INT", "UINT")) and not missing:
+            try:
+                return np.array(values, dtype=np.int64)
+            except OverflowError:
+                raise V2Error(400, f"{where} holds an integer beyond 64 bits") from None
+        return np.array(values, dtype=np.float64)  # missing values become NaN, for imputers
+    if datatype == "BOOL" and not missing:
+        return np.array(values, dtype=bool)
+    column = np.empty(len(values), dtype=object)  # strings (or booleans with gaps) as objects
+    column[:] = values
+    return column
+
+
 def _check_value(value: Any, datatype: str, where: str) -> None:
     if value is None:
         return  # missing values: the model's pipeline imputes them
@@ -91,7 +115,7 @@ def _check_value(value: Any, datatype: str, where: str) -> None:
         raise V2Error(400, f"{where}: {value!r} is not a {datatype} value")
 
 
-def columns(model: ServedModel, request: Any) -> tuple[dict[str, list[Any]], int]:
+def columns(model: ServedModel, request: Any) -> tuple[Columns, int]:
     """The request's inputs as feature columns, and the number of rows."""
     if not isinstance(request, dict):
         raise V2Error(400, "the request body must be a JSON object with `inputs`")
@@ -108,9 +132,9 @@ def columns(model: ServedModel, request: Any) -> tuple[dict[str, list[Any]], int
                 f"one input tensor must have shape [N, {len(names)}] with the "
                 f"features in this order: {', '.join(names)}",
             )
-        rows = shape[0]
-        return {n: flat[i :: len(names)] for i, n in enumerate(names)}, rows
-    found: dict[str, list[Any]] = {}
+        values = _array(flat, inputs[0]["datatype"], "inputs[0]")
+        return {n: values[i :: len(names)] for i, n in enumerate(names)}, shape[0]
+    found: Columns = {}
     rows = -1
     for index, tensor in enumerate(inputs):
         flat, shape = _values(tensor, f"inputs[{index}]")
@@ -126,11 +150,16 @@ def columns(model: ServedModel, request: Any) -> tuple[dict[str, list[Any]], int
         if rows not in (-1, shape[0]):
             raise V2Error(400, f"inputs[{index}] ({name}) has {shape[0]} rows, others {rows}")
         rows = shape[0]
-        found[name] = flat
+        found[name] = _array(flat, tensor["datatype"], f"inputs[{index}]")
     missing = [n for n in names if n not in found]
     if missing:
         raise V2Error(400, f"missing input(s): {', '.join(missing)}")
     return found, rows
+
+
+def frame(model: ServedModel, columns: Columns) -> pd.DataFrame:
+    """The columns as the DataFrame the model was trained on (names, in training order)."""
+    return pd.DataFrame({f.name: columns[f.name] for f in model.features}, copy=False)
 
 
 def _two_dimensional(shape: Any) -> bool:

@@ -271,7 +271,6 @@ def smoke_test(
     client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag: str
 ) -> dict[str, Any]:
     """Run the image, send the smoke request, and compare with the local model's answer."""
-    import pandas as pd
 
     from gitops_mlops.serving import protocol
     from gitops_mlops.serving.model import load
@@ -279,7 +278,7 @@ def smoke_test(
     request = _smoke_request(ctx, manifest)
     local = load(ctx.run.model_dir)
     columns, rows = protocol.columns(local, request)
-    expected = local.model.predict(pd.DataFrame({f.name: columns[f.name] for f in local.features}))
+    expected = local.model.predict(protocol.frame(local, columns))
     port = ctx.spec.container.port if ctx.spec.container else 8080
     started = time.monotonic()
     with docker.running(client, tag, port) as (container, host_port):

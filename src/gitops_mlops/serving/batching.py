@@ -1,0 +1,161 @@
+"""Opportunistic batching: requests that arrive while the model is busy share its next call.
+
+A scikit-learn predict has a fixed cost per call (input validation, a ColumnTransformer over
+a DataFrame, one Python-level call per tree of a forest) that dwarfs its cost per row: the
+iris example's forest takes ~6.7 ms for 1 row and for 100. So the model runs in a worker
+thread, the event loop keeps reading and parsing requests meanwhile, and the requests that
+queued up during one call are predicted together by the next. An idle server predicts a
+lone request at once. Under load, when the last call served k requests and fewer are queued,
+the next call waits for company, at most half as long as the last call took: the clients
+just answered usually send their next requests within that time, and without the wait the
+calls alternate between a few requests and many (measured: 4.7 requests per call on average
+with 8 busy clients, 8 with the wait). The wait is bounded by the model's own cost, so it
+never adds more than half a call to anyone's latency.
+
+Only requests whose columns have the same dtypes and that ask for the same outputs share a
+call, so each row gets the prediction it would get alone (scikit-learn's estimator
+checks require predictions to be invariant to the rest of the batch:
+`check_methods_subset_invariance`). When a shared call fails, each request is retried alone,
+so only the request with the bad values gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Columns = dict[str, np.ndarray]  # feature name -> values, every request in the same order
+Outputs = dict[str, np.ndarray]
+Predict = Callable[[Columns, tuple[str, ...]], Outputs]
+
+MAX_BATCH_ROWS = 1024  # bounds the latency one batch adds for the requests queued behind it
+LINGER = 0.5  # the longest wait for company, as a fraction of the last call's duration
+
+
+@dataclass
+class _Job:
+    columns: Columns
+    outputs: tuple[str, ...]
+    done: asyncio.Future[Outputs]
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.outputs, *(values.dtype for values in self.columns.values()))
+
+
+class Batcher:
+    def __init__(self, predict: Predict, max_rows: int = MAX_BATCH_ROWS) -> None:
+        self._predict = predict
+        self._max_rows = max_rows
+        self._queue: list[_Job] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+        self._last = (1, 0.0)  # requests served by the last call, and its seconds
+        # One thread: scikit-learn calls are not guaranteed thread-safe, and a second
+        # concurrent call would only compete for the same GIL.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self.calls = 0  # model calls made, for /metrics: requests / calls = mean batch size
+
+    async def predict(self, columns: Columns, outputs: Sequence[str]) -> Outputs:
+        loop = asyncio.get_running_loop()
+        job = _Job(columns, tuple(outputs), loop.create_future())
+        self._queue.append(job)
+        self._arrived.set()
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        return await job.done
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._wait_for_company()
+                if not self._queue:
+                    return
+                batch = self._take()
+                started = time.perf_counter()
+                await self._run(batch)
+                self._last = (len(batch), time.perf_counter() - started)
+        finally:
+            self._drainer = None
+            self._last = (1, 0.0)  # idle: the next request is predicted at once
+
+    async def _wait_for_company(self) -> None:
+        expected, seconds = self._last
+        deadline = time.perf_counter() + LINGER * seconds
+        while len(self._queue) < expected:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Job]:
+        """The oldest request and every queued request that can share its call."""
+        first = self._queue[0]
+        batch, rest, rows = [first], [], first.rows
+        for job in self._queue[1:]:
+            if job.key == first.key and rows + job.rows <= self._max_rows:
+                batch.append(job)
+                rows += job.rows
+            else:
+                rest.append(job)
+        self._queue = rest
+        return batch
+
+    async def _run(self, batch: list[_Job]) -> None:
+        if len(batch) > 1:
+            columns = {
+                name: np.concatenate([job.columns[name] for job in batch])
+                for name in batch[0].columns
+            }
+            try:
+                result = await self._call(columns, batch[0].outputs)
+            except (ValueError, TypeError):
+                pass  # values some request's model cannot use: find which, below
+            except Exception as err:  # a model bug: every request hears of it
+                for job in batch:
+                    _settle(job, error=err)
+                return
+            else:
+                _split(batch, result)
+                return
+        for job in batch:
+            try:
+                _settle(job, await self._call(job.columns, job.outputs))
+            except Exception as err:  # the app turns it into the response
+                _settle(job, error=err)
+
+    async def _call(self, columns: Columns, outputs: tuple[str, ...]) -> Outputs:
+        self.calls += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._predict, columns, outputs)
+
+
+def _split(batch: list[_Job], result: Outputs) -> None:
+    start = 0
+    for job in batch:
+        end = start + job.rows
+        _settle(job, {name: values[start:end] for name, values in result.items()})
+        start = end
+
+
+def _settle(job: _Job, result: Outputs | None = None, error: BaseException | None = None) -> None:
+    if job.done.done():  # the request was cancelled (client gone): nobody is waiting
+        return
+    if error is not None:
+        job.done.set_exception(error)
+    else:
+        job.done.set_result(result or {})
