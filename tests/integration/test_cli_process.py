@@ -30,6 +30,27 @@ def test_console_script_and_module_entry_points_agree() -> None:
     assert "Traceback" not in via_script.stderr
 
 
+def test_exit_codes_and_output_survive_the_fast_exit(tmp_path: Path) -> None:
+    """The command leaves with os._exit (no interpreter teardown): output must be flushed
+    and the exit code kept, also for argparse's own exits and a reader that went away."""
+    script = shutil.which("mlops")
+    assert script
+    valid = run(script, "validate", str(ROOT / "examples" / "iris" / "mlops.yaml"))
+    assert valid.returncode == 0 and "valid" in valid.stdout
+    assert run(script, "--help").returncode == 0
+    usage = run(script, "run", "--until", "nowhere")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    closed = subprocess.run(
+        f"{script} schema | head -c 10",
+        shell=True,  # a fixed command line: the pipe is the point
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert closed.stdout == '{\n  "$sche'[:10] and "Traceback" not in closed.stderr
+
+
 def test_unknown_subcommand_is_a_usage_error() -> None:
     result = run(PYTHON, "-m", "gitops_mlops", "frobnicate")
     assert result.returncode == 2
