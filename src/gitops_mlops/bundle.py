@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
+import os
+import pickle
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gitops_mlops.errors import MlopsError
 
@@ -23,7 +28,8 @@ MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 VERSION_LENGTH = 12
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-_IDS = re.compile(rb'("__id__": )(\d+)|"(\d+)\.npy"')
+HELPER_TIMEOUT = 600  # seconds for the helper to write a model; then this process does it
+_NPY = re.compile(r"\d+\.npy")
 
 
 class UntrustedModel(MlopsError):
@@ -39,24 +45,46 @@ def sha256_file(path: Path) -> str:
 
 
 def canonical_skops(raw: bytes) -> bytes:
-    """The same archive with ids, names, order and timestamps made deterministic."""
+    """The same archive with ids, names, order and timestamps made deterministic.
+
+    skops numbers objects by `id()`: those become 1, 2, … in order of appearance, and the
+    array files are renamed to match. Primitives (JSON nodes) each get their own number:
+    whether two fields share one float object (a shared default, or not after a pickle
+    round trip) changes nothing about the model, so it must not change the bytes.
+    """
     source = zipfile.ZipFile(io.BytesIO(raw))
-    schema = source.read("schema.json")
-    numbers: dict[bytes, bytes] = {}
+    numbers: dict[str, int] = {}
+    counter = itertools.count(1)
 
-    def renumber(match: re.Match[bytes]) -> bytes:
-        old = match[2] or match[3]
-        new = numbers.setdefault(old, str(len(numbers) + 1).encode())
-        return match[1] + new if match[2] else b'"' + new + b'.npy"'
+    def number(old: str, own: bool) -> int:
+        if own:
+            return next(counter)
+        if old not in numbers:
+            numbers[old] = next(counter)
+        return numbers[old]
 
-    schema = _IDS.sub(renumber, schema)
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, str) and _NPY.fullmatch(node):
+            return f"{number(node.removesuffix('.npy'), own=False)}.npy"
+        if not isinstance(node, dict):
+            return node
+        return {
+            key: number(str(value), own=node.get("is_json") is True)
+            if key == "__id__"
+            else walk(value)
+            for key, value in node.items()
+        }
+
+    schema = json.dumps(walk(json.loads(source.read("schema.json"))), indent=2).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
         entries = [("schema.json", schema)]
         for info in source.infolist():
             if info.filename != "schema.json":
-                stem = info.filename.removesuffix(".npy").encode()
-                entries.append((numbers[stem].decode() + ".npy", source.read(info)))
+                stem = info.filename.removesuffix(".npy")
+                entries.append((f"{numbers[stem]}.npy", source.read(info)))
         for name, data in sorted(entries):
             target.writestr(zipfile.ZipInfo(name, _ZIP_EPOCH), data)
     return out.getvalue()
@@ -64,12 +92,75 @@ def canonical_skops(raw: bytes) -> bytes:
 
 def save_model(model: Any, path: Path) -> str:
     """Write `model` as canonical skops; return the file's sha256."""
-    import skops.io
+    from gitops_mlops.serving.model import import_skops
 
-    data = canonical_skops(skops.io.dumps(model))
+    data = canonical_skops(import_skops().dumps(model))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
+
+
+class ModelWriter:
+    """Writes model.skops from a helper process that imports skops while the model trains.
+
+    Importing skops takes ~0.3 s (it looks up the module of every SciPy ufunc by scanning all
+    loaded modules), over a tenth of a small training run. A helper started before training
+    pays that on another core; at save time the model reaches it pickled over a pipe (from
+    this process to its own child: nothing untrusted is unpickled) and it writes the bytes
+    `save_model` would. If the helper cannot start or fails, this process saves the model.
+    """
+
+    def __init__(self) -> None:
+        self._helper: subprocess.Popen[bytes] | None
+        try:
+            self._helper = subprocess.Popen(
+                [sys.executable, "-m", "gitops_mlops.bundle"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            self._helper = None
+
+    def __enter__(self) -> ModelWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def save(self, model: Any, path: Path) -> str:
+        """Write `model` as canonical skops at `path`; return the file's sha256."""
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            try:
+                payload = pickle.dumps((model, str(path)), protocol=pickle.HIGHEST_PROTOCOL)
+                out, _ = helper.communicate(payload, timeout=HELPER_TIMEOUT)
+                if helper.returncode == 0 and path.is_file():
+                    return out.decode().strip()
+            except (OSError, pickle.PicklingError, TypeError, AttributeError):
+                pass  # e.g. a model that cannot be pickled: save it here instead
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+        return save_model(model, path)
+
+    def close(self) -> None:
+        if self._helper is not None:  # never used (training failed): stop it
+            self._helper.kill()
+            self._helper.wait()
+            self._helper = None
+
+
+def _helper_main() -> NoReturn:
+    """The helper's side: import skops at once, then save the model that arrives on stdin."""
+    from gitops_mlops.serving.model import import_skops
+
+    import_skops()
+    model, path = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our parent process
+    sys.stdout.write(save_model(model, Path(path)))
+    sys.stdout.flush()
+    # The parent waits for our exit: skip unloading SciPy and scikit-learn (~0.3 s).
+    os._exit(0)
 
 
 def load_model(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
@@ -113,3 +204,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         if sha256_file(folder / name) != digest:
             raise MlopsError(f"{folder / name}: sha256 differs from the manifest; retrain")
     return loaded
+
+
+if __name__ == "__main__":
+    _helper_main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,17 +84,20 @@ def _read(spec: Spec, dataset: Dataset, where: str) -> tuple[pd.DataFrame, str]:
         )
     raw = path.read_bytes()
     kind = dataset.format or ("parquet" if path.suffix in (".parquet", ".pq") else "csv")
-    try:
-        reader = pd.read_parquet if kind == "parquet" else pd.read_csv
-        frame = reader(io.BytesIO(raw))
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise spec.problem(
-            f"{where}.path", f"cannot read {dataset.path!r} as {kind}: {message}"
-        ) from None
+    # The digest of the bytes parsed, computed meanwhile: hashlib releases the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
+        try:
+            reader = pd.read_parquet if kind == "parquet" else pd.read_csv
+            frame = reader(io.BytesIO(raw))
+        except (ValueError, OSError, pd.errors.ParserError) as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise spec.problem(
+                f"{where}.path", f"cannot read {dataset.path!r} as {kind}: {message}"
+            ) from None
     if frame.empty:
         raise spec.problem(f"{where}.path", f"{dataset.path!r} holds no rows")
-    return frame, hashlib.sha256(raw).hexdigest()
+    return frame, digest.result()
 
 
 def _columns(spec: Spec, frame: pd.DataFrame) -> tuple[str, list[str]]:

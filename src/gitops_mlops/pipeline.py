@@ -85,6 +85,21 @@ def champion_for(
 
 
 def run(options: RunOptions, progress: Progress) -> RunOutcome:
+    # Started first, so that its helper imports skops while we validate, load data and fit.
+    writer = bundle.ModelWriter() if _trains(options) else None
+    try:
+        return _run(options, progress, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _trains(options: RunOptions) -> bool:
+    dispatch = options.event == "workflow_dispatch" and options.until is None
+    return options.until != "validate" and not dispatch
+
+
+def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | None) -> RunOutcome:
     with progress.stage("validate"):
         spec = validate.load(options.spec_path)
     if options.event == "workflow_dispatch" and options.until is None:
@@ -94,7 +109,7 @@ def run(options: RunOptions, progress: Progress) -> RunOutcome:
         return RunOutcome(spec, None, None, None)
     run_dir = new_run_dir(options.out)
     with progress.stage("train"):
-        trained = train(TrainContext(spec, run_dir, options.env))
+        trained = train(TrainContext(spec, run_dir, options.env, writer=writer))
     progress.note(f"model {spec.metadata.name} version {trained.version} in {run_dir.model_dir}")
     if stop == 1:
         return RunOutcome(spec, run_dir, trained.version, None)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,44 @@ def test_same_spec_and_data_give_the_same_bytes_and_version(tmp_path: Path) -> N
     versions = [bundle.read_manifest(p / "model")["model_version"] for p in (first, second)]
     assert versions[0] == versions[1]
     assert len(versions[0]) == 12
+
+
+def forest_pipeline() -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = datasets.load_iris(return_X_y=True, as_frame=True)
+    return make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=5)).fit(x, y)
+
+
+def test_the_helper_process_writes_what_this_process_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = forest_pipeline()
+    direct = bundle.save_model(model, tmp_path / "direct.skops")
+    with bundle.ModelWriter() as writer:
+        assert writer.save(model, tmp_path / "helper.skops") == direct
+    assert (tmp_path / "helper.skops").read_bytes() == (tmp_path / "direct.skops").read_bytes()
+    # No helper (it cannot start): this process writes the same bytes.
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with bundle.ModelWriter() as writer:
+        assert writer.save(model, tmp_path / "fallback.skops") == direct
+
+
+def test_an_unused_helper_is_stopped(tmp_path: Path) -> None:
+    writer = bundle.ModelWriter()
+    helper = writer._helper
+    assert helper is not None and helper.poll() is None
+    writer.close()
+    assert helper.poll() is not None
+    # A model the helper cannot take (pickle refuses a lambda) is saved here instead.
+    from sklearn.preprocessing import FunctionTransformer
+
+    unpicklable = FunctionTransformer(lambda x: x).fit([[1.0]])
+    direct = bundle.save_model(unpicklable, tmp_path / "direct.skops")
+    with bundle.ModelWriter() as writer:
+        assert writer.save(unpicklable, tmp_path / "lambda.skops") == direct
 
 
 def test_manifest_records_provenance(tmp_path: Path) -> None:

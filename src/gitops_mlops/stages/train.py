@@ -10,7 +10,7 @@ import importlib
 import inspect
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
 
@@ -30,6 +30,7 @@ class TrainContext:
     run: RunDir
     env: Mapping[str, str]
     data: datasets.Data | None = None  # already loaded by an earlier step, else loaded here
+    writer: bundle.ModelWriter | None = None  # started by the caller, else started here
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class TrainResult:
 
 
 def train(ctx: TrainContext) -> TrainResult:
+    if ctx.writer is None:
+        with bundle.ModelWriter() as writer:
+            return train(replace(ctx, writer=writer))
     spec, run = ctx.spec, ctx.run
     data = ctx.data or datasets.load(spec)
     run.model_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +53,7 @@ def train(ctx: TrainContext) -> TrainResult:
         model, details = command_trainer.run(spec, run, data, ctx.env)
     else:
         model, details = _fit_estimator(spec, data)
-    digest = bundle.save_model(model, run.model_file)
+    digest = ctx.writer.save(model, run.model_file)
     version = bundle.model_version(digest)
     manifest = bundle.write_manifest(
         run.model_dir, _manifest_fields(spec, data, model, version, digest, details)
