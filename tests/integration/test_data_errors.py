@@ -134,3 +134,23 @@ def test_bad_estimator_params_are_reported_at_params(tmp_path: Path) -> None:
         "model:\n  estimator: sklearn.tree.DecisionTreeClassifier\n  params: {max_depth: -3}\n",
     )
     check(spec, tmp_path, 8, 14, "training failed")
+
+
+def test_a_file_written_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest and the parse read the file separately: a writer in between is caught."""
+    import pandas as pd
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    read_csv = pd.read_csv
+
+    def read_while_a_writer_appends(path: Path, **kwargs: object) -> pd.DataFrame:
+        with data.open("a") as handle:
+            handle.write("40,0\n")
+        return read_csv(path)
+
+    monkeypatch.setattr(pd, "read_csv", read_while_a_writer_appends)
+    spec = write_spec(
+        tmp_path, "task: classification\ndata:\n  train: {path: d.csv, target: y}\n" + MODEL
+    )
+    check(spec, tmp_path, 6, 17, "'d.csv' changed while it was read")
