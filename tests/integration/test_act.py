@@ -33,6 +33,29 @@ def act_binary() -> str | None:
     return found if Path(found).is_file() else None
 
 
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's files as git sees them (tracked, or new and not ignored).
+
+    act copies a `--local-repository` folder whole, for every action it uses from it: with a
+    virtual environment inside the checkout (.ci/run makes .venv) that was 800 MB a copy and
+    two minutes a run.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    snapshot = tmp_path_factory.mktemp("checkout")
+    for name in filter(None, (item.decode() for item in listed)):
+        source, target = ROOT / name, snapshot / name
+        if source.is_symlink() or source.is_file():  # deleted files stay listed until staged
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+    return snapshot
+
+
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
@@ -69,6 +92,7 @@ def consumer(folder: Path, threshold: float = 0.85) -> Path:
 
 
 def run_act(
+    checkout: Path,
     repo: Path,
     github: FakeGitHub,
     event: str,
@@ -104,7 +128,7 @@ def run_act(
         "-e",
         str(tmp / "event.json"),
         "--local-repository",
-        f"gitops-mlops/gitops-mlops@v1={ROOT}",
+        f"gitops-mlops/gitops-mlops@v1={checkout}",
         "--local-repository",
         f"{CHECKOUT}={STUBS / 'checkout'}",
         "--local-repository",
@@ -152,16 +176,18 @@ def pr_event(title: str = "Tune the forest", branch: str = "feature") -> dict[st
 
 
 @pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
-def test_pull_request_reports_and_gates(github: FakeGitHub, tmp_path: Path) -> None:
+def test_pull_request_reports_and_gates(checkout: Path, github: FakeGitHub, tmp_path: Path) -> None:
     repo = consumer(tmp_path)
-    code, jobs, log = run_act(repo, github, "pull_request", pr_event(), tmp_path, install=True)
+    code, jobs, log = run_act(
+        checkout, repo, github, "pull_request", pr_event(), tmp_path, install=True
+    )
     assert code == 0, log[-3000:]
     assert set(jobs.values()) == {"success"} and len(jobs) == 1, jobs
     comments = github.comments[SOURCE]
     assert len(comments) == 1 and "passed the gate" in comments[0].body
     assert re.search(r"set-output:: model-version=[0-9a-f]{12}", log), log[-2000:]
     assert "set-output:: verdict=passed" in log
-    code, jobs, log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
+    code, jobs, log = run_act(checkout, repo, github, "pull_request", pr_event(), tmp_path)
     assert code == 0, log[-3000:]
     assert len(github.comments[SOURCE]) == 1  # updated in place, not duplicated
     assert github.pulls[REPO] == {}  # pull requests never promote
@@ -169,10 +195,10 @@ def test_pull_request_reports_and_gates(github: FakeGitHub, tmp_path: Path) -> N
 
 @pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
 def test_a_gate_that_fails_fails_the_job_and_still_reports(
-    github: FakeGitHub, tmp_path: Path
+    checkout: Path, github: FakeGitHub, tmp_path: Path
 ) -> None:
     repo = consumer(tmp_path, threshold=0.999)
-    code, jobs, _log = run_act(repo, github, "pull_request", pr_event(), tmp_path)
+    code, jobs, _log = run_act(checkout, repo, github, "pull_request", pr_event(), tmp_path)
     assert code != 0
     assert list(jobs.values()) == ["failure"], jobs
     assert "failed the gate" in github.comments[SOURCE][0].body
@@ -180,13 +206,13 @@ def test_a_gate_that_fails_fails_the_job_and_still_reports(
 
 @pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
 def test_hostile_titles_and_branch_names_execute_nothing(
-    github: FakeGitHub, tmp_path: Path
+    checkout: Path, github: FakeGitHub, tmp_path: Path
 ) -> None:
     repo = consumer(tmp_path)
     marker = tmp_path / "pwned"
     payloads = [f'"; touch {marker}; #', f"$(touch {marker})", f"`touch {marker}`"]
     event = pr_event(title=" ".join(payloads), branch=payloads[1])
-    code, _jobs, log = run_act(repo, github, "pull_request", event, tmp_path)
+    code, _jobs, log = run_act(checkout, repo, github, "pull_request", event, tmp_path)
     assert code == 0, log[-3000:]
     assert not marker.exists()
     assert not list(tmp_path.rglob("pwned"))
@@ -194,7 +220,7 @@ def test_hostile_titles_and_branch_names_execute_nothing(
 
 @pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
 def test_push_promotes_staging_then_dispatch_promotes_production(
-    github: FakeGitHub, tmp_path: Path
+    checkout: Path, github: FakeGitHub, tmp_path: Path
 ) -> None:
     from gitops_mlops.integrations import docker as engine
 
@@ -210,7 +236,7 @@ def test_push_promotes_staging_then_dispatch_promotes_production(
     git("commit", "--quiet", "-am", "no registry login for the local registry", cwd=repo)
     extra = ["--env", f"MLOPS_BASE_IMAGE={base}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
     push = {"ref": "refs/heads/main", "after": git("rev-parse", "HEAD", cwd=repo).strip()}
-    code, jobs, log = run_act(repo, github, "push", push, tmp_path, extra)
+    code, jobs, log = run_act(checkout, repo, github, "push", push, tmp_path, extra)
     assert code == 0, log[-4000:]
     assert list(jobs.values()) == ["success"], jobs
     pull = github.pulls[REPO][1]
@@ -219,10 +245,14 @@ def test_push_promotes_staging_then_dispatch_promotes_production(
     assert "image: localhost:5000/acme/iris-classifier@sha256:" in record
 
     dispatch = {"inputs": {"environment": "production"}}
-    code, jobs, log = run_act(repo, github, "workflow_dispatch", dispatch, tmp_path, extra)
+    code, jobs, log = run_act(
+        checkout, repo, github, "workflow_dispatch", dispatch, tmp_path, extra
+    )
     assert code != 0 and "staging has no release yet" in log  # the staging PR is not merged
     github.merge(REPO, 1)
-    code, jobs, log = run_act(repo, github, "workflow_dispatch", dispatch, tmp_path, extra)
+    code, jobs, log = run_act(
+        checkout, repo, github, "workflow_dispatch", dispatch, tmp_path, extra
+    )
     assert code == 0, log[-4000:]
     assert list(jobs.values()) == ["success"], jobs
     assert github.pulls[REPO][2].head == "mlops/promote/production/iris-classifier"
