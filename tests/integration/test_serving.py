@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -368,6 +370,42 @@ def test_concurrent_requests_each_get_their_own_predictions(
         assert outputs["predict_proba"] == model.predict_proba(chunk).ravel().tolist()
     text = request(iris_server, "GET", "/metrics")[1]
     assert re.search(r"^mlops_model_calls_total \d+$", text, re.MULTILINE)
+
+
+def test_an_overloaded_server_answers_503_with_retry_after(
+    iris_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: the app over the real model, with room for two waiting requests."""
+    from gitops_mlops.serving import batching
+    from gitops_mlops.serving.app import Server
+    from gitops_mlops.serving.model import load
+
+    monkeypatch.setattr(batching, "MAX_QUEUED_REQUESTS", 2)
+    server = Server(load(iris_run / "model"))
+    body = json.dumps(per_feature(ROWS)).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def ask() -> None:
+        scope = {"type": "http", "method": "POST", "path": "/v2/models/iris-classifier/infer"}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await server(scope, receive, send)
+
+    async def four_at_once() -> None:
+        await asyncio.gather(*(ask() for _ in range(4)))
+
+    asyncio.run(four_at_once())
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    bodies = [json.loads(m["body"]) for m in sent if m["type"] == "http.response.body"]
+    assert sorted(m["status"] for m in starts) == [200, 200, 503, 503]
+    busy = [m for m in starts if m["status"] == 503]
+    assert all((b"retry-after", b"1") in m["headers"] for m in busy)
+    assert sum("retry shortly" in b.get("error", "") for b in bodies) == 2
 
 
 def test_sigterm_stops_the_server_cleanly(iris_run: Path) -> None:

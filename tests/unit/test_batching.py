@@ -14,7 +14,8 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from gitops_mlops.serving.batching import Batcher, Columns, Outputs
+from gitops_mlops.serving import batching
+from gitops_mlops.serving.batching import Batcher, Busy, Columns, Outputs
 
 
 def iris() -> pd.DataFrame:
@@ -167,3 +168,23 @@ def test_a_cancelled_request_does_not_stop_the_others(rows: int) -> None:
 
     (result,) = asyncio.run(scenario())
     assert result["predict"].tolist() == model.model.predict(features.head(2)).tolist()
+
+
+def test_a_full_queue_refuses_at_once_and_serves_what_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = iris()
+    features = data.drop(columns="target")
+    model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
+    requests = [(features.head(40), ("predict",)) for _ in range(3)]
+    results = asyncio.run(gather(Batcher(model, max_queued_rows=100), requests))
+    assert isinstance(results[2], Busy) and "2 requests (80 rows)" in str(results[2])
+    assert model.calls == [80] and all(len(r["predict"]) == 40 for r in results[:2])
+    # A request bigger than the limit is still served when nothing else waits.
+    alone = asyncio.run(gather(Batcher(model, max_queued_rows=10), requests[:1]))
+    assert len(alone[0]["predict"]) == 40
+    # The count of requests is bounded too (1-row requests cost the most per row).
+    monkeypatch.setattr(batching, "MAX_QUEUED_REQUESTS", 3)
+    ones = [(features.head(1), ("predict",)) for _ in range(5)]
+    answered = asyncio.run(gather(Batcher(model), ones))
+    assert [isinstance(a, Busy) for a in answered] == [False, False, False, True, True]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gitops_mlops.serving import protocol
-from gitops_mlops.serving.batching import Batcher, Columns, Outputs
+from gitops_mlops.serving.batching import Batcher, Busy, Columns, Outputs
 from gitops_mlops.serving.metrics import Metrics
 from gitops_mlops.serving.model import ServedModel
 
@@ -65,6 +65,7 @@ class Server:
                 "headers": [
                     (b"content-type", kind),
                     (b"content-length", str(len(payload)).encode()),
+                    *([(b"retry-after", b"1")] if status == 503 else []),
                 ],
             }
         )
@@ -149,6 +150,8 @@ class Server:
             predicted = await self.batcher.predict(in_order, outputs)
         except (ValueError, TypeError) as err:  # values the model cannot use (text for a number)
             return _error(422, f"the model could not use these inputs: {err}")
+        except Busy as err:
+            return _error(503, str(err))
         response: dict[str, Any] = {
             "model_name": self.model.name,
             "model_version": self.model.version,
