@@ -94,15 +94,19 @@ def run(options: RunOptions, progress: Progress) -> RunOutcome:
             writer.close()
 
 
+def _dispatches(options: RunOptions) -> bool:
+    """A workflow_dispatch run promotes a version built earlier: nothing is trained."""
+    return options.event == "workflow_dispatch" and options.until is None
+
+
 def _trains(options: RunOptions) -> bool:
-    dispatch = options.event == "workflow_dispatch" and options.until is None
-    return options.until != "validate" and not dispatch
+    return options.until != "validate" and not _dispatches(options)
 
 
 def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | None) -> RunOutcome:
     with progress.stage("validate"):
         spec = validate.load(options.spec_path)
-    if options.event == "workflow_dispatch" and options.until is None:
+    if _dispatches(options):
         return _dispatch(spec, options, progress)
     stop = STAGES.index(options.until or "gate")
     if stop == 0:
