@@ -19,11 +19,10 @@ def free_port() -> int:
         return port
 
 
-def request(
-    port: int, method: str, path: str, body: Any = None, raw: bytes | None = None
-) -> tuple[int, Any]:
+def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """Send `body` as JSON, or as it is when it is bytes (malformed on purpose)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if payload is not None else {}
     connection.request(method, path, body=payload, headers=headers)
     response = connection.getresponse()

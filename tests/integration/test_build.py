@@ -119,14 +119,7 @@ def test_the_container_answers_and_refuses_malformed_requests(container_port: in
     )
     assert status == 200 and len(body["outputs"][0]["data"]) == 3
     for case, method, payload, expected, fragment in MALFORMED:
-        raw = payload if isinstance(payload, bytes) else None
-        got, answer = request(
-            container_port,
-            method,
-            "/v2/models/iris-classifier/infer",
-            None if raw is not None else payload,
-            raw=raw,
-        )
+        got, answer = request(container_port, method, "/v2/models/iris-classifier/infer", payload)
         assert (got, fragment in answer.get("error", "")) == (expected, True), case
     assert request(container_port, "GET", "/v2/health/live")[0] == 200
     wait_ready(container_port)

@@ -291,14 +291,7 @@ MALFORMED: list[tuple[str, str, Any, int, str]] = [
 def test_malformed_requests_get_a_4xx_and_the_server_stays_up(
     iris_server: int, case: str, method: str, body: Any, status: int, fragment: str
 ) -> None:
-    raw = body if isinstance(body, bytes) else None
-    got, answer = request(
-        iris_server,
-        method,
-        "/v2/models/iris-classifier/infer",
-        None if raw is not None else body,
-        raw=raw,
-    )
+    got, answer = request(iris_server, method, "/v2/models/iris-classifier/infer", body)
     assert got == status, answer
     assert set(answer) == {"error"} and fragment in answer["error"]
     assert request(iris_server, "GET", "/v2/health/live")[0] == 200
@@ -315,7 +308,7 @@ def test_unknown_model_version_route_and_size(iris_server: int) -> None:
     assert request(iris_server, "GET", "/v2/models/other")[0] == 404
     assert request(iris_server, "GET", "/nothing")[0] == 404
     status, answer = request(
-        iris_server, "POST", "/v2/models/iris-classifier/infer", raw=b" " * (9 * 1024 * 1024)
+        iris_server, "POST", "/v2/models/iris-classifier/infer", b" " * (9 * 1024 * 1024)
     )
     assert status == 413 and "over" in answer["error"]
 
@@ -341,7 +334,7 @@ def test_text_for_a_numeric_feature_is_refused(csv_server: int) -> None:
 
 def test_prometheus_metrics_count_requests_and_errors(iris_server: int) -> None:
     request(iris_server, "POST", "/v2/models/iris-classifier/infer", per_feature(ROWS))
-    request(iris_server, "POST", "/v2/models/iris-classifier/infer", raw=b"{")
+    request(iris_server, "POST", "/v2/models/iris-classifier/infer", b"{")
     status, text = request(iris_server, "GET", "/metrics")
     assert status == 200
     assert 'mlops_requests_total{route="infer",status="200"}' in text
