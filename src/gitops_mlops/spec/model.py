@@ -64,6 +64,8 @@ class Search:
     n_iter: int = 10
     n_jobs: int = 1
     seed: int = 0
+    backend: Literal["local", "dask"] = "local"
+    scheduler: str | None = None  # default: MLOPS_DASK_SCHEDULER
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,14 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """MLflow tracking; the server is MLFLOW_TRACKING_URI from the environment."""
+
+    experiment: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class Spec:
     file: Path  # the spec file; relative paths in it are relative to its directory
     metadata: Metadata
@@ -178,6 +188,7 @@ class Spec:
     # "data.train.path" -> (line, column): lets later stages point problems at the spec.
     locations: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False)
     digest: str = ""  # sha256 of the spec file's bytes
+    tracking: Tracking | None = None
 
     @property
     def root(self) -> Path:
@@ -212,6 +223,7 @@ def build(
         gate=_gate(data.get("gate", {})),
         container=_container(data["container"]) if "container" in data else None,
         promotion=_promotion(data["promotion"]) if "promotion" in data else None,
+        tracking=_tracking(data["tracking"]) if "tracking" in data else None,
     )
 
 
@@ -272,7 +284,13 @@ def _search(raw: Mapping[str, Any]) -> Search:
         n_iter=raw.get("n_iter", 10),
         n_jobs=raw.get("n_jobs", 1),
         seed=raw.get("seed", 0),
+        backend=raw.get("backend", "local"),
+        scheduler=raw.get("scheduler"),
     )
+
+
+def _tracking(raw: Mapping[str, Any]) -> Tracking:
+    return Tracking(raw["mlflow"]["experiment"], raw.get("required", False))
 
 
 def _evaluation(raw: Mapping[str, Any], task: Task) -> Evaluation:

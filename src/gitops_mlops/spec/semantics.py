@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from gitops_mlops import metrics
+from gitops_mlops import data_url, metrics
 from gitops_mlops.errors import Diagnostic
 from gitops_mlops.spec.document import Document, PathKey
 from gitops_mlops.spec.estimator import EstimatorError, resolve
@@ -61,10 +61,18 @@ class _Checker:
             )
         for key in ("train", "test"):
             if "path" in data.get(key, {}):
-                self.repo_path(("data", key, "path"))
+                self.data_path(("data", key, "path"))
         smoke = self.doc.data.get("container", {}).get("smoke_test", {})
         if "input" in smoke:
             self.repo_path(("container", "smoke_test", "input"))
+
+    def data_path(self, path: PathKey) -> None:
+        """A data URL is checked for syntax only (validation reads nothing remote)."""
+        value: str = _get(self.doc.data, path)
+        if not data_url.is_url(value):
+            self.repo_path(path)
+        elif (problem := data_url.problem(value)) is not None:
+            self.error(path, problem)
 
     def repo_path(self, path: PathKey) -> None:
         """A path in the spec must resolve inside the repository, symlinks included."""
