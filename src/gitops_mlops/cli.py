@@ -125,6 +125,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         base_image=args.base_image,
         force=args.force,
         reason=args.reason,
+        cache=args.cache or _env_path(console.env, "MLOPS_CACHE_DIR"),
     )
     _mask_token(console)
     outcome = run(options, _progress(console))
@@ -137,6 +138,20 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     if outcome.verdict is None or outcome.run is None:
         return 0
     return _verdict_exit(outcome.verdict, outcome.run.report, console)
+
+
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    return Path(value) if value else None
+
+
+def _cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.fleet.plan import default_base, plan, render
+
+    root = Path(args.repository)
+    base = args.base or default_base(console.env)
+    console.print(render(plan(root, base, args.all), args.format))
+    return 0
 
 
 def _mask_token(console: Console) -> None:
@@ -366,8 +381,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--version", help="workflow_dispatch: model version expected")
     run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
     run.add_argument("--base-image", help="push: Python base image of the serving image")
+    run.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="run cache: reuse the model and metrics of identical inputs (MLOPS_CACHE_DIR)",
+    )
     _force_flags(run)
     run.set_defaults(handler=_cmd_run)
+
+    plan = commands.add_parser("plan", help="which models of the repository a change affects")
+    plan.add_argument("repository", nargs="?", default=".", metavar="PATH", help="(default .)")
+    plan.add_argument(
+        "--base", help="compare BASE...HEAD (default: the pull request's base branch)"
+    )
+    plan.add_argument("--all", action="store_true", help="plan every model")
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.set_defaults(handler=_cmd_plan)
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
     report_cmd.add_argument("run_dir", metavar="RUN_DIR")

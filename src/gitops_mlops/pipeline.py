@@ -18,6 +18,7 @@ from typing import Any
 
 from gitops_mlops import bundle, release
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.fleet import cache as run_cache
 from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
 from gitops_mlops.integrations import docker
 from gitops_mlops.reporting.progress import Progress
@@ -55,6 +56,7 @@ class RunOptions:
     base_image: str | None = None  # default: MLOPS_BASE_IMAGE, else container.base_image
     force: bool = False
     reason: str | None = None
+    cache: Path | None = None  # the run cache folder (--cache, MLOPS_CACHE_DIR); None: no cache
 
 
 @dataclass(frozen=True)
@@ -112,20 +114,26 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
     if stop == 0:
         return RunOutcome(spec, None, None, None)
     run_dir = new_run_dir(options.out)
-    with progress.stage("train"):
-        trained = train(TrainContext(spec, run_dir, options.env, writer=writer))
-    progress.note(f"model {spec.metadata.name} version {trained.version} in {run_dir.model_dir}")
-    if stop == 1:
-        return RunOutcome(spec, run_dir, trained.version, None)
-    with progress.stage("evaluate"):
-        measured = evaluate(EvaluateContext(spec, run_dir, trained.model, trained.data))
+    restored = _from_cache(spec, run_dir, options, progress) if stop >= 2 else None
+    if restored is not None:
+        version, measured = restored
+    else:
+        with progress.stage("train"):
+            trained = train(TrainContext(spec, run_dir, options.env, writer=writer))
+        version = trained.version
+        progress.note(f"model {spec.metadata.name} version {version} in {run_dir.model_dir}")
+        if stop == 1:
+            return RunOutcome(spec, run_dir, version, None)
+        with progress.stage("evaluate"):
+            measured = evaluate(EvaluateContext(spec, run_dir, trained.model, trained.data))
+        _to_cache(spec, run_dir, options, progress)
     if stop == 2:
-        return RunOutcome(spec, run_dir, trained.version, None)
+        return RunOutcome(spec, run_dir, version, None)
     with progress.stage("gate"):
         champion = champion_for(spec, options.champion_file, options.env)
-        verdict = gate(GateContext(spec, run_dir, champion, measured, trained.version))
+        verdict = gate(GateContext(spec, run_dir, champion, measured, version))
     if options.until is not None:
-        return RunOutcome(spec, run_dir, trained.version, verdict)
+        return RunOutcome(spec, run_dir, version, verdict)
     promotions = []
     if options.event == "push" and verdict["passed"]:
         promotions = _release(spec, run_dir, options, progress)
@@ -134,7 +142,31 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         progress.skipped("promote", "the gate failed")
     with progress.stage("report"):
         result = report(_report_context(spec, run_dir, options))
-    return RunOutcome(spec, run_dir, trained.version, verdict, promotions, result)
+    return RunOutcome(spec, run_dir, version, verdict, promotions, result)
+
+
+def _from_cache(
+    spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
+) -> tuple[str, dict[str, Any]] | None:
+    """(version, metrics) restored from the run cache, or None on a miss (or no cache)."""
+    if options.cache is None:
+        return None
+    key = run_cache.key_for(spec)
+    found = run_cache.restore(options.cache, key, spec, run_dir)
+    if found is None:
+        progress.note(f"run cache: miss for {key[:12]}")
+        return None
+    progress.cached("train", key)
+    progress.cached("evaluate", "")
+    return found
+
+
+def _to_cache(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress) -> None:
+    if options.cache is None:
+        return
+    why = run_cache.store(options.cache, run_cache.key_for(spec), run_dir)
+    if why is not None:
+        progress.note(f"run cache: not stored ({why}); the run goes on without it")
 
 
 def _report_context(spec: Spec, run_dir: RunDir, options: RunOptions) -> ReportContext:

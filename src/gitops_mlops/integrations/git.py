@@ -36,6 +36,65 @@ def head_commit(folder: Path) -> str | None:
     return commit if result.returncode == 0 and len(commit) == 40 else None
 
 
+def _local(folder: Path, *args: str, timeout: float = 60) -> bytes:
+    """Run a read-only git query in `folder`'s work tree; GitError with git's message."""
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise GitError(f"git {args[0]} could not run in {folder}: {err}") from None
+    if result.returncode != 0:
+        detail = result.stderr.decode(errors="replace").strip()
+        raise GitError(f"git {args[0]} failed in {folder}: {detail}")
+    return result.stdout
+
+
+def work_tree_root(folder: Path) -> Path | None:
+    """The top of the git work tree holding `folder`, or None outside git."""
+    try:
+        return Path(_local(folder, "rev-parse", "--show-toplevel", timeout=10).decode().strip())
+    except GitError:
+        return None
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Every file git tracks in the work tree at `root` (repository-relative, '/'-separated).
+
+    Git's view, not the disk's: ignored files, build output and `.mlops/` run folders that
+    happen to lie around are not part of the repository a workflow checks out.
+    """
+    listed = _local(root, "ls-files", "-z", "--cached", "--full-name").decode()
+    return [p for p in listed.split("\0") if p]
+
+
+def changed_files(root: Path, base: str, head: str = "HEAD") -> list[str]:
+    """Files that differ between the merge base of `base` and `head`, and `head` (`base...head`).
+
+    Renames count as a deletion plus an addition, so both paths are reported.
+    """
+    for ref in (base, head):
+        try:
+            _local(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", timeout=10)
+        except GitError:
+            raise GitError(
+                f"{ref!r} is not a commit in {root}; fetch it (actions/checkout with "
+                "`fetch-depth: 0`), or plan every spec with --all"
+            ) from None
+    listed = _local(root, "diff", "--name-only", "-z", "--no-renames", f"{base}...{head}")
+    return [p for p in listed.decode().split("\0") if p]
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One commit that changed a file, with the file's text as that commit left it."""
+
+    commit: str
+    date: str  # committer date, ISO 8601
+    subject: str
+    text: str | None  # None: the commit deleted the file
+
+
 def _auth_env(token: str | None) -> dict[str, str]:
     """git configuration passed through the environment, so the token is never in argv."""
     if not token:
@@ -117,3 +176,57 @@ class Checkout:
 
     def parent(self, ref: str) -> str:
         return self.git("rev-parse", f"{ref}^").strip()
+
+    def history_of(self, ref: str, path: str, limit: int = 1000) -> list[Revision]:
+        """Every commit on `ref` that changed `path`, newest first, with the file's text.
+
+        Two git processes whatever the number of commits: `log` lists them, and one
+        `cat-file --batch` reads every version.
+        """
+        log = self.git(
+            "log",
+            f"--max-count={limit}",
+            "--format=%H%x1f%cI%x1f%s%x1e",
+            "--no-renames",
+            ref,
+            "--",
+            path,
+        )
+        entries = [e.strip("\n").split("\x1f") for e in log.split("\x1e") if e.strip()]
+        if not entries:
+            return []
+        texts = self._blobs([f"{commit}:{path}" for commit, _, _ in entries])
+        return [
+            Revision(commit, date, subject, text)
+            for (commit, date, subject), text in zip(entries, texts, strict=True)
+        ]
+
+    def _blobs(self, names: list[str]) -> list[str | None]:
+        """The text of each `rev:path`, or None where it does not exist (one process)."""
+        result = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=self.folder,
+            input=("\n".join(names) + "\n").encode(),
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GitError(f"git cat-file failed: {result.stderr.decode(errors='replace')}")
+        out, position = result.stdout, 0
+        texts: list[str | None] = []
+        for _ in names:
+            end = out.index(b"\n", position)
+            header = out[position:end].decode(errors="replace")
+            position = end + 1
+            if header.endswith((" missing", " ambiguous")):  # `<name> missing`: not there
+                texts.append(None)
+                continue
+            size = int(header.rsplit(" ", 1)[1])  # `<sha> <type> <size>`
+            texts.append(out[position : position + size].decode("utf-8", errors="replace"))
+            position += size + 1
+        return texts
+
+    def files_at(self, ref: str, paths: list[str]) -> dict[str, str | None]:
+        """Several files' text at `ref` in one git process (None: not there)."""
+        return dict(zip(paths, self._blobs([f"{ref}:{p}" for p in paths]), strict=True))

@@ -33,5 +33,9 @@ class Progress:
             took = time.perf_counter() - started
             print(f"{name:<9} {outcome:<6} {took:6.2f} s", file=self.stream, flush=True)
 
+    def cached(self, name: str, key: str) -> None:
+        """A stage whose result came from the run cache (`key`: the entry, or empty)."""
+        print(f"{name:<9} cached {key}".rstrip(), file=self.stream, flush=True)
+
     def skipped(self, name: str, why: str) -> None:
         print(f"{name:<9} {'skip':<6} {'':>8}  {why}", file=self.stream, flush=True)

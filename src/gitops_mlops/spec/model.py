@@ -189,6 +189,8 @@ class Spec:
     locations: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False)
     digest: str = ""  # sha256 of the spec file's bytes
     tracking: Tracking | None = None
+    # Repository-relative globs of shared files the model depends on (planning, run cache).
+    inputs: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -224,6 +226,7 @@ def build(
         container=_container(data["container"]) if "container" in data else None,
         promotion=_promotion(data["promotion"]) if "promotion" in data else None,
         tracking=_tracking(data["tracking"]) if "tracking" in data else None,
+        inputs=tuple(data.get("inputs", ())),
     )
 
 

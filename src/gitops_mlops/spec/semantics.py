@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from gitops_mlops import data_url, metrics
+from gitops_mlops import data_url, globs, metrics
 from gitops_mlops.errors import Diagnostic
 from gitops_mlops.spec.document import Document, PathKey
 from gitops_mlops.spec.estimator import EstimatorError, resolve
@@ -88,6 +88,13 @@ class _Checker:
             self.error(
                 path, f"{value!r} is a symlink that leaves the repository; keep data inside it"
             )
+
+    def inputs(self) -> None:
+        """`inputs:` globs must parse and stay inside the repository."""
+        for index, pattern in enumerate(self.doc.data.get("inputs", ())):
+            reason = globs.problem(pattern)
+            if reason is not None:
+                self.error(("inputs", index), reason)
 
     # --- model ------------------------------------------------------------------------
     def model(self) -> None:
@@ -327,6 +334,7 @@ class _Checker:
 def check(doc: Document, spec_dir: Path, repo_root: Path) -> list[Diagnostic]:
     checker = _Checker(doc, spec_dir, repo_root)
     checker.data()
+    checker.inputs()
     checker.model()
     checker.evaluation()
     checker.gate()

@@ -1,0 +1,1 @@
+"""Many models in one repository: planning, the run cache, status, history, rollback."""

@@ -1,0 +1,236 @@
+"""The run cache: never retrain what has not changed.
+
+The key is a digest of everything that determines the trained model and its metrics: the
+spec's `task`, `data`, `model` and `evaluation` sections in canonical form, the bytes of the
+data files, of the training command's files and of the files `inputs:` matches, and the
+versions of Python and the packages that train and measure. Thresholds, the container and
+promotion do not enter it: changing them gates the same model again.
+
+An entry is `model/` (the bundle) plus `metrics.json`, under `<dir>/v1/<key>/`, with
+`entry.json` listing every file's sha256. It is written in a private folder and renamed into
+place (readers see a whole entry or none), and verified on the way out: a corrupt, partial
+or foreign entry is a miss, never a crash. A cache directory that cannot be written (read
+only, full) costs the store, not the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from gitops_mlops import bundle, globs
+from gitops_mlops.errors import MlopsError
+from gitops_mlops.integrations import git
+from gitops_mlops.rundir import RunDir, read_json, write_json
+from gitops_mlops.spec.model import Spec
+
+FORMAT = "v1"
+ENTRY_FILE = "entry.json"
+KEY_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops", "gitops-mlops")
+_HEX = frozenset("0123456789abcdef")
+
+
+def canonical(value: Any) -> Any:
+    """Plain JSON for a spec section: dataclasses as mappings, tuples as lists."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: canonical(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in KEY_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def dependency_files(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> list[str]:
+    """Repository-relative files whose bytes determine the model: data, trainer, inputs."""
+    found: set[str] = set()
+    root = repo_root.resolve()
+    candidates = [d.path for d in (spec.data.train, spec.data.test) if d and d.path]
+    candidates += list(spec.model.command or ())  # the program and arguments naming files
+    for value in candidates:
+        path = (spec.root / value).resolve()
+        if path.is_file() and path.is_relative_to(root):
+            found.add(path.relative_to(root).as_posix())
+    found.update(globs.select(spec.inputs, tracked))
+    return sorted(found)
+
+
+def file_digests(repo_root: Path, paths: Iterable[str]) -> dict[str, str]:
+    digests = {}
+    for path in paths:
+        file = repo_root / path
+        # A tracked file deleted in the work tree, or a symlink: its absence is the content.
+        digests[path] = "absent" if file.is_symlink() or not file.is_file() else _sha(file)
+    return digests
+
+
+def _sha(path: Path) -> str:
+    return bundle.sha256_file(path)
+
+
+def cache_key(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> str:
+    files = dependency_files(spec, repo_root, tracked)
+    material = {
+        "format": FORMAT,
+        "task": spec.task,
+        "data": canonical(spec.data),
+        "model": canonical(spec.model),
+        "evaluation": canonical(spec.evaluation),
+        "files": file_digests(repo_root, files),
+        "versions": versions(),
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    hit: bool
+    why: str  # on a miss: what was wrong with the entry, or "no entry"
+
+
+@dataclass(frozen=True)
+class RunCache:
+    root: Path
+
+    def entry(self, key: str) -> Path:
+        if len(key) != 64 or not set(key) <= _HEX:
+            raise MlopsError(f"cache key {key!r} is not a sha256 hex digest")
+        return self.root / FORMAT / key
+
+    def restore(self, key: str, run: RunDir) -> Lookup:
+        """Copy the entry for `key` into `run` when it is whole and verified."""
+        folder = self.entry(key)
+        if not folder.is_dir():
+            return Lookup(False, "no entry")
+        try:
+            listed = _listing(folder)
+            for name, digest in listed.items():
+                if _sha(folder / name) != digest:
+                    return Lookup(False, f"{name} differs from its digest")
+            if run.root.exists():
+                shutil.rmtree(run.model_dir, ignore_errors=True)
+            for name in listed:
+                target = run.root / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(folder / name, target)
+            bundle.read_manifest(run.model_dir)  # the bundle's own digests, like any model
+        except (OSError, ValueError, KeyError, TypeError, MlopsError) as err:
+            shutil.rmtree(run.model_dir, ignore_errors=True)
+            run.metrics.unlink(missing_ok=True)
+            return Lookup(False, f"unreadable entry ({err})")
+        return Lookup(True, "")
+
+    def store(self, key: str, run: RunDir) -> str | None:
+        """Add the run's bundle and metrics under `key`; None, or why it was not stored."""
+        final = self.entry(key)
+        if final.is_dir():
+            return None
+        names = [f"model/{p.name}" for p in sorted(run.model_dir.iterdir()) if p.is_file()]
+        names.append("metrics.json")
+        tmp: Path | None = None
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=final.parent))
+            listed = {}
+            for name in names:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run.root / name, tmp / name)
+                listed[name] = _sha(tmp / name)
+            _write_synced(tmp / ENTRY_FILE, json.dumps({"key": key, "files": listed}, indent=1))
+            tmp.rename(final)  # atomic: a reader sees the whole entry or none
+            tmp = None
+        except OSError as err:
+            if final.is_dir():  # another run stored the same key meanwhile
+                return None
+            return f"{err.strerror or err} ({final.parent})"
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return None
+
+
+def _listing(folder: Path) -> dict[str, str]:
+    raw = json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8"))
+    files = raw["files"]
+    if raw.get("key") != folder.name or not isinstance(files, dict):
+        raise ValueError("entry.json does not describe this entry")
+    needed = {"metrics.json", f"model/{bundle.MODEL_FILE}", f"model/{bundle.MANIFEST_FILE}"}
+    if not needed <= set(files):
+        raise ValueError(f"entry.json lacks {', '.join(sorted(needed - set(files)))}")
+    for name in files:
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or (folder / name).is_symlink():
+            raise ValueError(f"entry.json names {name!r}, outside the entry")
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def repository_files(spec: Spec) -> tuple[Path, list[str]]:
+    """The repository holding the spec and its tracked files (outside git: the spec's folder
+    and the files under it)."""
+    root = git.work_tree_root(spec.root)
+    if root is not None:
+        return root, git.tracked_files(root)
+    files = sorted(
+        p.relative_to(spec.root).as_posix()
+        for p in spec.root.rglob("*")
+        if p.is_file() and ".mlops" not in p.relative_to(spec.root).parts
+    )
+    return spec.root, files
+
+
+def key_for(spec: Spec) -> str:
+    root, tracked = repository_files(spec)
+    return cache_key(spec, root, tracked)
+
+
+def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, dict[str, Any]] | None:
+    """(model version, metrics) of the entry restored into `run`, or None on a miss.
+
+    The bundle's provenance is this run's: the same model may come from a spec that differs
+    in what the key ignores (thresholds, promotion) or from another commit.
+    """
+    if not RunCache(folder).restore(key, run).hit:
+        return None
+    manifest = bundle.read_manifest(run.model_dir)
+    manifest.pop("files", None)
+    manifest |= {
+        "name": spec.metadata.name,
+        "spec_digest": f"sha256:{spec.digest}",
+        "git_commit": git.head_commit(spec.root),
+        "cache_key": key,
+    }
+    bundle.write_manifest(run.model_dir, manifest)
+    write_json(run.run_json, {"spec": str(spec.file.resolve()), "spec_digest": spec.digest})
+    metrics: dict[str, Any] = read_json(run.metrics, "metrics.json")
+    return str(manifest["model_version"]), metrics
+
+
+def store(folder: Path, key: str, run: RunDir) -> str | None:
+    return RunCache(folder).store(key, run)

@@ -1,0 +1,185 @@
+"""`mlops plan`: which of a repository's models a change affects, and why.
+
+`decide` is pure: the specs' facts and the changed paths in, the plan out. `gather` reads the
+repository (git's list of tracked files, each spec, the files it depends on) to make the facts.
+The JSON form is what `strategy.matrix` takes: `include` lists the models to run; the models
+left out sit under `excluded`, which a matrix ignores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gitops_mlops import globs
+from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+from gitops_mlops.fleet.cache import cache_key, dependency_files
+from gitops_mlops.integrations import git
+from gitops_mlops.spec.model import Spec
+from gitops_mlops.stages.validate import ValidateContext, validate
+
+SPEC_NAME = "mlops.yaml"
+RUN_FOLDER = ".mlops"
+MAX_SPECS = 1000  # a matrix takes at most 256 jobs; far past that is a mistake, not a fleet
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What planning needs to know of one spec (paths repository-relative, '/'-separated)."""
+
+    spec: str
+    name: str
+    dependencies: tuple[str, ...]  # data files and the training command's files
+    inputs: tuple[str, ...]  # `inputs:` globs
+    cache_key: str
+
+    @property
+    def folder(self) -> str:
+        return str(PurePosixPath(self.spec).parent)
+
+
+@dataclass(frozen=True)
+class Decision:
+    facts: Facts
+    run: bool
+    reason: str
+
+
+def reason_for(facts: Facts, changed: Sequence[str]) -> str | None:
+    """Why the change set affects this spec (the first reason found), or None."""
+    if facts.spec in changed:
+        return "the spec changed"
+    for path in changed:
+        if path in facts.dependencies:
+            return f"a file it trains from changed: {path}"
+    for path in changed:
+        if globs.under(facts.folder, path):
+            return f"a file in its folder changed: {path}"
+    for pattern in facts.inputs:
+        hit = globs.select([pattern], changed)
+        if hit:
+            more = f" (and {len(hit) - 1} more)" if len(hit) > 1 else ""
+            return f"inputs {pattern} matched {hit[0]}{more}"
+    return None
+
+
+def decide(specs: Sequence[Facts], changed: Sequence[str] | None, why_all: str) -> list[Decision]:
+    """One decision per spec; `changed` None runs every spec, for `why_all`."""
+    if changed is None:
+        return [Decision(f, True, why_all) for f in specs]
+    decisions = []
+    for facts in specs:
+        reason = reason_for(facts, changed)
+        decisions.append(Decision(facts, reason is not None, reason or "nothing it uses changed"))
+    return decisions
+
+
+def as_matrix(decisions: Sequence[Decision]) -> dict[str, Any]:
+    def row(d: Decision) -> dict[str, str]:
+        f = d.facts
+        return {"spec": f.spec, "name": f.name, "cache_key": f.cache_key, "reason": d.reason}
+
+    return {
+        "include": [row(d) for d in decisions if d.run],
+        "excluded": [row(d) for d in decisions if not d.run],
+    }
+
+
+def as_text(decisions: Sequence[Decision]) -> str:
+    if not decisions:
+        return "no mlops.yaml is tracked in this repository: nothing to plan"
+    width = max(len(d.facts.name) for d in decisions)
+    lines = [
+        f"{'run' if d.run else 'skip':<5} {d.facts.name:<{width}}  {d.facts.spec}  ({d.reason})"
+        for d in decisions
+    ]
+    chosen = sum(d.run for d in decisions)
+    lines.append(f"{chosen} of {len(decisions)} model{'s' if len(decisions) != 1 else ''} to run")
+    return "\n".join(lines)
+
+
+def discover(tracked: Sequence[str]) -> list[str]:
+    """Tracked spec files, outside run folders, in path order."""
+    found = [
+        p
+        for p in tracked
+        if PurePosixPath(p).name == SPEC_NAME and RUN_FOLDER not in PurePosixPath(p).parts
+    ]
+    if len(found) > MAX_SPECS:
+        raise MlopsError(
+            f"{len(found)} files named {SPEC_NAME} are tracked; plan handles at most {MAX_SPECS}"
+        )
+    return sorted(found)
+
+
+def facts_of(spec: Spec, path: str, root: Path, tracked: Sequence[str]) -> Facts:
+    return Facts(
+        spec=path,
+        name=spec.metadata.name,
+        dependencies=tuple(dependency_files(spec, root, [])),
+        inputs=spec.inputs,
+        cache_key=cache_key(spec, root, tracked),
+    )
+
+
+def gather(root: Path) -> list[Facts]:
+    """Every tracked spec's facts; SpecError listing every invalid spec and duplicate name."""
+    tracked = git.tracked_files(root)
+    problems: list[Diagnostic] = []
+    found: list[tuple[Spec, Facts]] = []
+    for path in discover(tracked):
+        try:
+            spec = validate(ValidateContext(root / path, path))
+        except SpecError as err:
+            problems += err.diagnostics
+            continue
+        found.append((spec, facts_of(spec, path, root, tracked)))
+    problems += _duplicates(found)
+    if problems:
+        raise SpecError(problems)
+    return [facts for _, facts in found]
+
+
+def _duplicates(found: Sequence[tuple[Spec, Facts]]) -> list[Diagnostic]:
+    """Names key images, branches and release records: two specs may not share one."""
+    first: dict[str, tuple[Spec, Facts]] = {}
+    problems = []
+    for spec, facts in found:
+        if facts.name not in first:
+            first[facts.name] = (spec, facts)
+            continue
+        other_spec, other = first[facts.name]
+        for (mine, where), theirs in (((other_spec, other), facts), ((spec, facts), other)):
+            line, column = mine.locations.get("metadata.name", (1, 1))
+            message = (
+                f"metadata.name {facts.name!r} is also used by {theirs.spec}; names key "
+                "images, branches and release records, so give each model its own"
+            )
+            problems.append(Diagnostic(where.spec, line, column, "metadata.name", message))
+    return problems
+
+
+def default_base(env: Mapping[str, str]) -> str | None:
+    """In a pull request, its base branch as fetched (`origin/<base>`); elsewhere none."""
+    base_ref = env.get("GITHUB_BASE_REF")
+    return f"origin/{base_ref}" if base_ref else None
+
+
+def plan(root: Path, base: str | None, everything: bool) -> list[Decision]:
+    specs = gather(root)
+    if everything:
+        return decide(specs, None, "--all")
+    if base is None:
+        return decide(specs, None, "no base to compare with (give --base REF)")
+    if set(base) == {"0"}:  # a push that created the branch: GitHub's `before` is all zeros
+        return decide(specs, None, "a new branch: no earlier commit to compare with")
+    return decide(specs, git.changed_files(root, base), "")
+
+
+def render(decisions: Sequence[Decision], form: str) -> str:
+    if form == "json":
+        return json.dumps(as_matrix(decisions), separators=(",", ":"))
+    return as_text(decisions)

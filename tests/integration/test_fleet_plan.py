@@ -1,0 +1,212 @@
+"""`mlops plan` on a real git repository of three models, and the cache key it reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitops_mlops.globs import matches, problem
+from tests.conftest import run_cli
+from tests.fake_github import git
+from tests.fleet_repo import commit_all, model_repo, spec_text, write
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return model_repo(tmp_path / "models-repo", "acme/gitops")
+
+
+def plan(repo: Path, *args: str) -> dict[str, Any]:
+    result = run_cli("plan", str(repo), "--format", "json", *args)
+    assert result.code == 0, result.out + result.err
+    loaded: dict[str, Any] = json.loads(result.out)
+    return loaded
+
+
+def names(planned: dict[str, Any]) -> list[str]:
+    return [row["name"] for row in planned["include"]]
+
+
+def keys(planned: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["cache_key"] for r in planned["include"] + planned["excluded"]}
+
+
+def change(repo: Path, files: dict[str, str]) -> str:
+    base = git("rev-parse", "HEAD", cwd=repo).strip()
+    write(repo, files)
+    commit_all(repo, "change")
+    return base
+
+
+def test_a_change_to_one_spec_plans_that_model_only(repo: Path) -> None:
+    base = change(repo, {"models/iris/mlops.yaml": spec_text("iris", "acme/gitops", 0.7)})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["iris"]
+    assert planned["include"][0] == {
+        "spec": "models/iris/mlops.yaml",
+        "name": "iris",
+        "cache_key": planned["include"][0]["cache_key"],
+        "reason": "the spec changed",
+    }
+    assert {r["name"]: r["reason"] for r in planned["excluded"]} == {
+        "churn": "nothing it uses changed",
+        "fraud": "nothing it uses changed",
+    }
+
+
+def test_a_change_to_the_shared_library_plans_the_two_models_using_it(repo: Path) -> None:
+    before = keys(plan(repo, "--all"))
+    base = change(repo, {"libs/features/scaling.py": "def scale(x):\n    return 2 * x\n"})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["churn", "fraud"]
+    assert planned["include"][0]["reason"] == (
+        "inputs libs/features/** matched libs/features/scaling.py"
+    )
+    after = keys(planned)
+    assert after["churn"] != before["churn"] and after["fraud"] != before["fraud"]
+    assert after["iris"] == before["iris"]
+
+
+def test_a_readme_change_plans_nothing_and_the_matrix_is_empty(repo: Path) -> None:
+    base = change(repo, {"README.md": "Our models, documented\n"})
+    assert plan(repo, "--base", base)["include"] == []
+    text = run_cli("plan", str(repo), "--base", base)
+    assert text.code == 0 and text.out.strip().endswith("0 of 3 models to run"), text.out
+
+
+def test_a_file_in_the_models_folder_plans_it(repo: Path) -> None:
+    base = change(repo, {"models/fraud/notes.md": "why the threshold is 0.8\n"})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["fraud"]
+    assert planned["include"][0]["reason"] == "a file in its folder changed: models/fraud/notes.md"
+
+
+def test_a_threshold_change_plans_the_model_with_the_same_cache_key(repo: Path) -> None:
+    before = keys(plan(repo, "--all"))
+    base = change(repo, {"models/churn/mlops.yaml": spec_text("churn", "acme/gitops", 0.5)})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["churn"]
+    assert keys(planned) == before  # the gate changed, not the model
+
+
+def test_model_evaluation_and_data_changes_change_the_key(repo: Path) -> None:
+    before = keys(plan(repo, "--all"))
+    text = spec_text("churn", "acme/gitops")
+    edits = {
+        "model": text.replace("max_iter: 2000", "max_iter: 3000"),
+        "evaluation": text.replace("metrics: [accuracy]", "metrics: [accuracy, f1_macro]"),
+        "data": text.replace("seed: 1}", "seed: 2}"),
+    }
+    seen = {before["churn"]}
+    for edited in edits.values():
+        write(repo, {"models/churn/mlops.yaml": edited})
+        commit_all(repo, "edit")
+        key = keys(plan(repo, "--all"))["churn"]
+        assert key not in seen
+        seen.add(key)
+
+
+def test_container_and_promotion_changes_keep_the_key(repo: Path) -> None:
+    before = keys(plan(repo, "--all"))
+    text = spec_text("churn", "acme/gitops")
+    text = text.replace("localhost:5000/fleet/churn", "ghcr.io/acme/churn")
+    text = text.replace("repository: acme/gitops", "repository: acme/other-gitops")
+    write(repo, {"models/churn/mlops.yaml": text})
+    commit_all(repo, "move the image")
+    assert keys(plan(repo, "--all"))["churn"] == before["churn"]
+
+
+def test_data_files_are_dependencies(repo: Path) -> None:
+    rows = "a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40))
+    text = spec_text("iris", "acme/gitops").replace(
+        "train: {builtin: iris}", "train: {path: ../../data/iris.csv, target: y}"
+    )
+    write(repo, {"models/iris/mlops.yaml": text, "data/iris.csv": rows})
+    commit_all(repo, "iris from a file")
+    before = keys(plan(repo, "--all"))["iris"]
+    base = change(repo, {"data/iris.csv": rows + "41,2,1\n"})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["iris"]
+    assert planned["include"][0]["reason"] == "a file it trains from changed: data/iris.csv"
+    assert planned["include"][0]["cache_key"] != before
+
+
+def test_untracked_and_ignored_specs_are_not_planned(repo: Path) -> None:
+    write(
+        repo,
+        {
+            ".mlops/runs/x/mlops.yaml": spec_text("iris", "acme/gitops"),
+            "scratch/mlops.yaml": "not even yaml: [",
+        },
+    )
+    assert names(plan(repo, "--all")) == ["churn", "fraud", "iris"]
+
+
+def test_two_specs_with_one_name_are_an_error_naming_both(repo: Path) -> None:
+    write(repo, {"models/copy/mlops.yaml": spec_text("iris", "acme/gitops")})
+    commit_all(repo, "copy")
+    result = run_cli("plan", str(repo), "--all")
+    assert result.code == 2
+    lines = result.out.splitlines()
+    assert lines[0].startswith("models/copy/mlops.yaml:3:")
+    assert "also used by models/iris/mlops.yaml" in lines[0]
+    assert lines[1].startswith("models/iris/mlops.yaml:3:")
+    assert "also used by models/copy/mlops.yaml" in lines[1]
+
+
+def test_an_invalid_spec_fails_the_plan_where_it_is(repo: Path) -> None:
+    write(repo, {"models/iris/mlops.yaml": spec_text("iris", "acme/gitops") + "colour: red\n"})
+    commit_all(repo, "typo")
+    result = run_cli("plan", str(repo), "--all")
+    assert result.code == 2
+    assert result.out.startswith("models/iris/mlops.yaml:"), result.out
+
+
+def test_an_unknown_base_says_how_to_fetch_it(repo: Path) -> None:
+    result = run_cli("plan", str(repo), "--base", "origin/nowhere")
+    assert result.code == 1
+    assert "fetch-depth: 0" in result.err and "Traceback" not in result.err
+
+
+def test_without_a_base_or_on_a_new_branch_every_model_runs(repo: Path) -> None:
+    assert names(plan(repo)) == ["churn", "fraud", "iris"]
+    assert names(plan(repo, "--base", "0" * 40)) == ["churn", "fraud", "iris"]
+
+
+def test_in_a_pull_request_the_base_branch_is_the_default(repo: Path) -> None:
+    git("update-ref", "refs/remotes/origin/main", "HEAD", cwd=repo)
+    git("checkout", "--quiet", "-b", "feature", cwd=repo)
+    change(repo, {"models/fraud/mlops.yaml": spec_text("fraud", "acme/gitops", 0.5)})
+    env = {"GITHUB_BASE_REF": "main", "PATH": "/usr/bin:/bin"}
+    result = run_cli("plan", str(repo), "--format", "json", env=env)
+    assert result.code == 0, result.err
+    assert names(json.loads(result.out)) == ["fraud"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("libs/features/**", "libs/features/a.py", True),
+        ("libs/features/**", "libs/features/deep/er/a.py", True),
+        ("libs/features/**", "libs/featuresX/a.py", False),
+        ("libs/*.py", "libs/a.py", True),
+        ("libs/*.py", "libs/sub/a.py", False),
+        ("libs/**/a.py", "libs/a.py", True),
+        ("libs/**/a.py", "libs/x/y/a.py", True),
+        ("data/[ab].csv", "data/a.csv", True),
+        ("data/[!ab].csv", "data/a.csv", False),
+        ("data/?.csv", "data/c.csv", True),
+    ],
+)
+def test_globs(pattern: str, path: str, expected: bool) -> None:
+    assert matches(pattern, path) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern", ["/etc/**", "../x/**", "libs//a", "libs/", "a**/b", "data/[ab.csv", "libs\\x"]
+)
+def test_unusable_globs_say_why(pattern: str) -> None:
+    assert problem(pattern)
