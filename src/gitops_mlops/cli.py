@@ -21,6 +21,7 @@ from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
 
 if TYPE_CHECKING:
     from gitops_mlops.reporting.progress import Progress
+    from gitops_mlops.spec.model import Spec
     from gitops_mlops.stages.report import ReportResult
 
 
@@ -151,6 +152,53 @@ def _cmd_plan(args: argparse.Namespace, console: Console) -> int:
     root = Path(args.repository)
     base = args.base or default_base(console.env)
     console.print(render(plan(root, base, args.all), args.format))
+    return 0
+
+
+def _fleet_specs(paths: Sequence[str]) -> list[Spec]:
+    """The specs named, or every tracked spec of the repository here."""
+    from gitops_mlops.fleet.plan import load_all, repository
+    from gitops_mlops.stages.validate import load
+
+    if paths:
+        return [load(Path(p)) for p in paths]
+    root, tracked = repository(Path.cwd())
+    return [spec for _, spec in load_all(root, tracked)]
+
+
+def _cmd_status(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from gitops_mlops.fleet.releases import render_status, status
+    from gitops_mlops.gitops_repo import GitHubSettings
+
+    _mask_token(console)
+    specs = [s for s in _fleet_specs(args.paths) if s.promotion is not None]
+    report = status(specs, GitHubSettings.from_env(console.env))
+    if args.format == "json":
+        rows = [row.to_json(report.gated[row.model]) for row in report.rows]
+        console.print(json.dumps({"releases": rows, "cost": vars(report.cost)}, indent=2))
+    else:
+        console.print(render_status(report))
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from gitops_mlops.fleet.plan import find
+    from gitops_mlops.fleet.releases import history, render_history
+    from gitops_mlops.gitops_repo import GitHubSettings
+    from gitops_mlops.stages.promote import environment_named
+
+    _mask_token(console)
+    spec = find(Path.cwd(), args.name)
+    environment = environment_named(spec, args.environment)
+    found = history(spec, environment, GitHubSettings.from_env(console.env))
+    if args.format == "json":
+        console.print(json.dumps([entry.to_json() for entry in found], indent=2))
+    else:
+        console.print(render_history(found))
     return 0
 
 
@@ -398,6 +446,17 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--all", action="store_true", help="plan every model")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=_cmd_plan)
+
+    status = commands.add_parser("status", help="what runs where: one row per model and env")
+    status.add_argument("paths", nargs="*", metavar="PATH", help="specs (default: all tracked)")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=_cmd_status)
+
+    history = commands.add_parser("history", help="every release of a model in an environment")
+    history.add_argument("name", metavar="NAME", help="the model's metadata.name")
+    history.add_argument("--environment", "-e", required=True)
+    history.add_argument("--format", choices=("text", "json"), default="text")
+    history.set_defaults(handler=_cmd_history)
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
     report_cmd.add_argument("run_dir", metavar="RUN_DIR")

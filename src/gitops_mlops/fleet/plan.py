@@ -125,9 +125,8 @@ def facts_of(spec: Spec, path: str, root: Path, tracked: Sequence[str]) -> Facts
     )
 
 
-def gather(root: Path) -> list[Facts]:
-    """Every tracked spec's facts; SpecError listing every invalid spec and duplicate name."""
-    tracked = git.tracked_files(root)
+def load_all(root: Path, tracked: Sequence[str]) -> list[tuple[str, Spec]]:
+    """Every tracked spec, validated; SpecError listing every problem and duplicate name."""
     problems: list[Diagnostic] = []
     found: list[tuple[Spec, Facts]] = []
     for path in discover(tracked):
@@ -136,11 +135,36 @@ def gather(root: Path) -> list[Facts]:
         except SpecError as err:
             problems += err.diagnostics
             continue
-        found.append((spec, facts_of(spec, path, root, tracked)))
+        found.append((spec, Facts(path, spec.metadata.name, (), (), "")))
     problems += _duplicates(found)
     if problems:
         raise SpecError(problems)
-    return [facts for _, facts in found]
+    return [(facts.spec, spec) for spec, facts in found]
+
+
+def repository(folder: Path) -> tuple[Path, list[str]]:
+    """The git work tree holding `folder`, and its tracked files."""
+    root = git.work_tree_root(folder)
+    if root is None:
+        raise MlopsError(f"{folder} is not inside a git repository; plan reads git's file list")
+    return root, git.tracked_files(root)
+
+
+def find(folder: Path, name: str) -> Spec:
+    """The tracked spec whose metadata.name is `name`."""
+    root, tracked = repository(folder)
+    specs = load_all(root, tracked)
+    for _, spec in specs:
+        if spec.metadata.name == name:
+            return spec
+    known = ", ".join(sorted(s.metadata.name for _, s in specs)) or "none"
+    raise MlopsError(f"no tracked mlops.yaml names a model {name!r} (models: {known})")
+
+
+def gather(root: Path) -> list[Facts]:
+    """Every tracked spec's facts."""
+    root, tracked = repository(root)
+    return [facts_of(spec, path, root, tracked) for path, spec in load_all(root, tracked)]
 
 
 def _duplicates(found: Sequence[tuple[Spec, Facts]]) -> list[Diagnostic]:
