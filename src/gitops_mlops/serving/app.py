@@ -140,6 +140,8 @@ class Server:
             request = json.loads(body)
         except (ValueError, UnicodeDecodeError) as err:
             return _error(400, f"the body is not valid JSON: {err}")
+        except RecursionError:  # `[[[[…` thousands deep: no tensor nests like that
+            return _error(400, "the body is not valid JSON: nested too deeply")
         try:
             columns, rows = protocol.columns(self.model, request)
             outputs = protocol.requested_outputs(self.model, request)

@@ -67,7 +67,7 @@ def _values(tensor: Mapping[str, Any], where: str) -> tuple[list[Any], list[int]
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise V2Error(400, f"{where} shape must be [N] or [N, F] with non-negative integers")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise V2Error(400, f"{where} datatype {datatype!r} is not one of {sorted(DATATYPES)}")
     if not isinstance(data, list):
         raise V2Error(400, f"{where} data must be a list")
@@ -92,11 +92,17 @@ def _array(values: list[Any], datatype: str, where: str) -> np.ndarray:
                 return np.array(values, dtype=np.int64)
             except OverflowError:
                 raise V2Error(400, f"{where} holds an integer beyond 64 bits") from None
-        return np.array(values, dtype=np.float64)  # missing values become NaN, for imputers
+        try:
+            return np.array(values, dtype=np.float64)  # missing values become NaN, for imputers
+        except OverflowError:  # an integer with hundreds of digits: no float holds it
+            raise V2Error(400, f"{where} holds a number beyond the range of FP64") from None
     if datatype == "BOOL" and not missing:
         return np.array(values, dtype=bool)
-    column = np.empty(len(values), dtype=object)  # strings (or booleans with gaps) as objects
-    column[:] = values
+    # Strings (or booleans with gaps) as objects, a gap as NaN: that is how pandas reads a
+    # missing value in a text column, and what the pipeline's imputer replaces (None it would
+    # pass on to the encoder as one more unknown category).
+    column = np.empty(len(values), dtype=object)
+    column[:] = [np.nan if v is None else v for v in values] if missing else values
     return column
 
 
