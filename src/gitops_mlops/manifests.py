@@ -16,11 +16,15 @@ from typing import Literal
 
 import yaml
 
+from gitops_mlops import guarded_yaml
 from gitops_mlops.errors import MlopsError
-from gitops_mlops.spec.document import CoreLoader
+from gitops_mlops.guarded_yaml import CoreLoader
 from gitops_mlops.spec.model import Target
 
 Value = Literal["reference", "digest", "tag", "repository"]
+# Manifests are other people's files and may be larger than a spec (a Helm values file, a
+# bundle of resources), but still guarded against alias bombs and deep nesting.
+MANIFEST_LIMITS = guarded_yaml.Limits(max_bytes=8 * 1024 * 1024, max_nodes=1_000_000)
 _WORKLOAD_POD_SPECS = {
     "Pod": ("spec",),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
@@ -135,9 +139,9 @@ def _put(text: str, mapping: yaml.MappingNode, key: str, value: str, edits: list
 def _documents(text: str, file: str) -> list[yaml.Node]:
     try:
         # The pure-Python loader: its marks count characters, which splicing needs.
-        return [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
-    except yaml.YAMLError as err:
-        raise ManifestError(f"{file}: not valid YAML ({err})") from None
+        return guarded_yaml.compose(text, yaml.SafeLoader, multi=True, limits=MANIFEST_LIMITS)
+    except guarded_yaml.YamlError as err:
+        raise ManifestError(f"{err.located(file)} (reading a GitOps manifest)") from None
 
 
 def _walk(node: yaml.Node, path: list[str]) -> yaml.Node | None:

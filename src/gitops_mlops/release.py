@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from gitops_mlops import gitops_repo
+from gitops_mlops import gitops_repo, guarded_yaml
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.spec.model import Spec
@@ -39,11 +39,19 @@ def metric_value(table: Mapping[str, Any] | None, name: str) -> float | None:
 
 def read_record(path: Path) -> Champion:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:  # never more than the loader accepts
+            raw = file.read(guarded_yaml.MAX_BYTES + 1)
+        if len(raw) > guarded_yaml.MAX_BYTES:
+            raise guarded_yaml.YamlError(
+                f"the file is over {guarded_yaml.MAX_BYTES} bytes; a release record is smaller"
+            )
+        text = guarded_yaml.decode(raw)
     except FileNotFoundError:
         raise MlopsError(f"{path}: release record not found") from None
-    except UnicodeDecodeError as err:
-        raise MlopsError(f"{path}: release record is not valid YAML ({err})") from None
+    except OSError as err:
+        raise MlopsError(f"{path}: cannot read the release record: {err.strerror}") from None
+    except guarded_yaml.YamlError as err:
+        raise MlopsError(f"{err.located(str(path))} (reading a release record)") from None
     return parse_record(parse_record_text(text, str(path)), str(path))
 
 
@@ -90,9 +98,9 @@ def champion(spec: Spec, github: GitHubSettings) -> Champion | None:
 def parse_record_text(text: str, source: str) -> dict[str, Any]:
     """A release record's fields; MlopsError when the text is not one."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise MlopsError(f"{source}: release record is not valid YAML ({err})") from None
+        raw = guarded_yaml.load(text)
+    except guarded_yaml.YamlError as err:
+        raise MlopsError(f"{err.located(source)} (reading a release record)") from None
     if not isinstance(raw, dict) or raw.get("kind") != KIND:
         raise MlopsError(f"{source}: not a release record (expected `kind: {KIND}`)")
     return raw

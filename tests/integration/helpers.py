@@ -31,3 +31,15 @@ def run_until(spec: Path, out: Path, stage: str) -> Path:
     result = run_cli("run", str(spec), "--until", stage, "--out", str(out))
     assert result.code == 0, result.out + result.err
     return out
+
+
+def alias_bomb_record(environment: str) -> str:
+    """A release record whose `notes` expand to 10 million values (ten levels of aliases)."""
+    levels = ["  l0: &l0 [" + ", ".join(["x"] * 10) + "]"]
+    levels += [f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 7)]
+    return (
+        "apiVersion: mlops/v1\nkind: ModelRelease\n"
+        f"environment: {environment}\nversion: 0123456789ab\n"
+        f"image: localhost:5000/acme/iris@sha256:{'c' * 64}\n"
+        "metrics: {accuracy: {value: 0.5}}\nnotes:\n" + "\n".join(levels) + "\n"
+    )

@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import ROOT, run_cli
 from tests.fake_github import FakeGitHub, Fault
+from tests.integration.helpers import alias_bomb_record
 from tests.integration.test_promote import IMAGE, REPO, SOURCE, gitops_files
 
 
@@ -223,6 +224,26 @@ def test_dispatch_refused_while_staging_holds_another_version(
         env=actions_env(github, tmp_path, "workflow_dispatch"),
     )
     assert result.code == 1 and "staging runs 0123456789ab, not feedbeef0000" in result.err
+
+
+def test_dispatch_refuses_an_alias_bomb_in_the_required_release_record(
+    github: FakeGitHub, project: Path, tmp_path: Path
+) -> None:
+    record = "apps/iris/staging/model-release.yaml"
+    github.commit(REPO, "main", {record: alias_bomb_record("staging")}, "staging")
+    result = run_cli(
+        "run",
+        str(project / "mlops.yaml"),
+        "-e",
+        "production",
+        "--out",
+        str(tmp_path / "d"),
+        env=actions_env(github, tmp_path, "workflow_dispatch"),
+    )
+    assert result.code == 1, result.out + result.err
+    assert f"error: {record}:8:" in result.err
+    assert "more than 100000 values after expanding aliases" in result.err
+    assert github.pulls[REPO] == {}
 
 
 def test_report_command_prints_locally(tmp_path: Path) -> None:

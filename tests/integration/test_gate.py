@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from gitops_mlops import bundle
 from tests.conftest import run_cli
-from tests.integration.helpers import write_spec
+from tests.integration.helpers import alias_bomb_record, write_spec
 
 BODY = """task: classification
 data:
@@ -287,3 +288,31 @@ def test_a_broken_champion_record_is_a_clear_error(trained: Path, tmp_path: Path
     result = run_cli("gate", str(tmp_path / "run"), "--champion", str(tmp_path / "bad.yaml"))
     assert result.code == 1
     assert "not a release record" in result.err
+
+
+def test_an_alias_bomb_as_champion_is_refused_with_its_location(
+    trained: Path, tmp_path: Path
+) -> None:
+    section = "gate:\n  champion: production\n  thresholds:\n    - {metric: accuracy, min: 0.1}\n"
+    # `--champion FILE`
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb_record("production"))
+    shutil.copytree(trained / "run", tmp_path / "run")
+    spec = write_spec(tmp_path, BODY + section)
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"spec": str(spec)}))
+    result = run_cli("gate", str(tmp_path / "run"), "--champion", str(bomb))
+    assert result.code == 1, result.out + result.err
+    assert f"error: {bomb}:8:" in result.err
+    assert "more than 100000 values after expanding aliases" in result.err
+    # the release record of gate.champion in the (local) GitOps repository
+    gitops = tmp_path / "gitops"
+    (gitops / "prod").mkdir(parents=True)
+    (gitops / "prod" / "model-release.yaml").write_text(alias_bomb_record("production"))
+    git = ["git", "-C", str(gitops), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "bomb"], check=True)
+    result = run_cli("gate", str(tmp_path / "run"))
+    assert result.code == 1, result.out + result.err
+    assert "error: prod/model-release.yaml:8:" in result.err
+    assert "expanding exponentially" in result.err

@@ -108,7 +108,7 @@ def test_plain_is_safe(value: str, safe: bool) -> None:
             "block scalars",
         ),
         ("kind: Deployment\nspec: {}\n", target("d.yaml", container="server"), "no workload"),
-        ("a: [\n", target("v.yaml", yaml_path="a"), "not valid YAML"),
+        ("a: [\n", target("v.yaml", yaml_path="a"), "v.yaml:2:1: YAML syntax error"),
     ],
 )
 def test_targets_that_do_not_resolve(text: str, spec_target: Target, fragment: str) -> None:

@@ -1,62 +1,37 @@
-"""Load a YAML file into plain data while keeping the line and column of every node.
+"""Load a spec into plain data while keeping the line and column of every node.
 
-PyYAML composes a node graph (with marks) and we build the Python values ourselves, so that:
+The text is read by the one guarded YAML loader (`gitops_mlops.guarded_yaml`: size, a single
+document, depth, alias expansion, tags, numbers), with the YAML 1.2 core schema: `on`, `yes`,
+`no` stay strings (GitHub's `on:` is the classic victim of YAML 1.1) and `1e3` is a float.
+We then build the Python values ourselves, so that:
 - every key and value keeps its location for error messages;
-- duplicate keys, non-string keys, tags and multi-document streams are errors, not silently
-  accepted;
-- alias expansion is bounded (a "billion laughs" file fails fast instead of eating memory);
-- scalars follow the YAML 1.2 core schema: `on`, `yes`, `no` stay strings (GitHub's `on:`
-  is the classic victim of YAML 1.1) and `1e3` is a float.
+- duplicate keys, non-string keys and merge keys are errors, not silently accepted;
+- an explicit tag that does not fit its value (`!!int abc`) is an error, not a crash.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 
-MAX_FILE_BYTES = 1024 * 1024
-MAX_NODES = 100_000
-MAX_DEPTH = 64
+from gitops_mlops import guarded_yaml
+from gitops_mlops.guarded_yaml import CORE_PATTERNS, CORE_TAGS, CoreLoader
+
+__all__ = ["CoreLoader", "Document", "DocumentError", "Location", "load_bytes", "load_file"]
+
+MAX_FILE_BYTES = guarded_yaml.MAX_BYTES
+MAX_NODES = guarded_yaml.MAX_NODES
+MAX_DEPTH = guarded_yaml.MAX_DEPTH
+# Spec integers feed numpy and scikit-learn (seeds, counts, ports): 64 bits at most.
+MAX_INT = 2**63 - 1
 
 PathKey = tuple[str | int, ...]
-
-try:  # libyaml parses several times faster; the pure-Python parser behaves the same.
-    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _BaseLoader = yaml.SafeLoader
-
-
-class _CoreLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """A loader whose implicit types are those of the YAML 1.2 core schema."""
-
-    # Own table (PyYAML copies the parent's on first add); filled below.
-    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
-
-
-_CORE_RESOLVERS = [
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    (
-        "tag:yaml.org,2002:float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+0123456789.",
-    ),
-]
-for _tag, _pattern, _first in _CORE_RESOLVERS:
-    _CoreLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
-CoreLoader = _CoreLoader  # for other modules that need YAML 1.2 scalars (a SafeLoader subclass)
-# The empty plain scalar resolves through the `None` first-character slot.
-_CoreLoader.yaml_implicit_resolvers.setdefault("", []).append(
-    ("tag:yaml.org,2002:null", re.compile(r"^$"))
-)
+DocumentError = guarded_yaml.YamlError  # a file that cannot be turned into a document
 
 
 @dataclass(frozen=True)
@@ -94,16 +69,6 @@ def _prefixes(path: PathKey) -> Iterator[PathKey]:
         yield path[:end]
 
 
-class DocumentError(Exception):
-    """A file that cannot be turned into a document, at a location."""
-
-    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.column = column
-
-
 def load_file(path: Path, display: str | None = None) -> Document:
     """Read and parse `path`; raise DocumentError with a location on any problem."""
     try:
@@ -122,15 +87,15 @@ def load_file(path: Path, display: str | None = None) -> Document:
 
 
 def load_bytes(raw: bytes, file: str) -> Document:
-    text = _decode(raw)
+    text = guarded_yaml.decode(raw)
     if not text.strip():
         raise DocumentError("file is empty; a spec starts with `apiVersion: mlops/v1`")
-    root = _compose(text)
-    if root is None:
+    nodes = guarded_yaml.compose(text, CoreLoader, tags=CORE_TAGS)
+    if not nodes:
         raise DocumentError("file holds no YAML document (only comments or `---`)")
+    root = nodes[0]
     doc = Document(file=file, data={}, digest=hashlib.sha256(raw).hexdigest())
-    builder = _Builder(doc)
-    data = builder.build(root, (), 0)
+    data = _Builder(doc).build(root, ())
     if not isinstance(data, dict):
         mark = root.start_mark
         raise DocumentError(
@@ -142,68 +107,6 @@ def load_bytes(raw: bytes, file: str) -> Document:
     return doc
 
 
-def _decode(raw: bytes) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError as err:
-            raise DocumentError(f"invalid UTF-16 ({err.reason})") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise DocumentError(
-            f"byte 0x{raw[err.start]:02x} is not valid UTF-8; save the file as UTF-8",
-            line,
-            column,
-        ) from None
-
-
-def _compose(text: str) -> yaml.Node | None:
-    loader = _CoreLoader(text)
-    try:
-        return loader.get_single_node()  # type: ignore[no-any-return]
-    except yaml.MarkedYAMLError as err:
-        raise _syntax_error(err, text) from None
-    except yaml.reader.ReaderError as err:
-        before = text[: err.position]
-        line, column = before.count("\n") + 1, err.position - (before.rfind("\n") + 1) + 1
-        code = err.character if isinstance(err.character, int) else ord(err.character)
-        raise DocumentError(
-            f"control character U+{code:04X} is not allowed in YAML; remove it", line, column
-        ) from None
-    except yaml.YAMLError as err:  # pragma: no cover - unmarked errors are rare
-        raise DocumentError(f"YAML error: {err}") from None
-    except RecursionError:
-        raise DocumentError(f"nesting is too deep (more than {MAX_DEPTH} levels)") from None
-    finally:
-        loader.dispose()
-
-
-def _syntax_error(err: yaml.MarkedYAMLError, text: str) -> DocumentError:
-    mark = err.problem_mark or err.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    problem = err.problem or "invalid YAML"
-    lines = text.splitlines()
-    if line <= len(lines) and lines[line - 1][column - 1 : column] == "\t":
-        return DocumentError(
-            "tab character where YAML expects spaces; indent with spaces", line, column
-        )
-    if "expected a single document" in f"{err.context} {problem}":
-        return DocumentError(
-            "more than one YAML document (`---`); a spec is one document", line, column
-        )
-    if "found undefined alias" in problem:
-        return DocumentError(
-            "an alias (*name) refers to no anchor; define the &name anchor before using it",
-            line,
-            column,
-        )
-    context = f" {err.context}" if err.context else ""
-    return DocumentError(f"YAML syntax error:{context} {problem}".strip(), line, column)
-
-
 def _kind(value: object) -> str:
     if isinstance(value, list):
         return "list"
@@ -213,52 +116,23 @@ def _kind(value: object) -> str:
 
 
 class _Builder:
-    """Turns composed nodes into dicts, lists and scalars, recording locations."""
+    """Turns a guarded node graph into dicts, lists and scalars, recording locations."""
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
-        self.nodes = 0
-        self.active: set[int] = set()
 
-    def build(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
         mark = node.start_mark
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise DocumentError(
-                f"more than {MAX_NODES} values after expanding aliases; "
-                "an alias (*name) may be expanding exponentially",
-                mark.line + 1,
-                mark.column + 1,
-            )
-        if depth > MAX_DEPTH:
-            raise DocumentError(
-                f"nesting is too deep (more than {MAX_DEPTH} levels)",
-                mark.line + 1,
-                mark.column + 1,
-            )
         self.doc.values.setdefault(path, Location(mark.line + 1, mark.column + 1))
-        if id(node) in self.active:
-            raise DocumentError(
-                "an alias refers to the node that contains it (recursive YAML)",
-                mark.line + 1,
-                mark.column + 1,
-            )
         if isinstance(node, yaml.ScalarNode):
             return _scalar(node)
-        self.active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [
-                    self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
-                ]
-            assert isinstance(node, yaml.MappingNode)
-            return self._mapping(node, path, depth)
-        finally:
-            self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.MappingNode)
+        return self._mapping(node, path)
 
-    def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        _check_tag(node, "tag:yaml.org,2002:map")
         for key_node, value_node in node.value:
             kmark = key_node.start_mark
             if not isinstance(key_node, yaml.ScalarNode):
@@ -285,31 +159,39 @@ class _Builder:
                     here.column,
                 )
             self.doc.keys[key_path] = here
-            result[key] = self.build(value_node, key_path, depth + 1)
+            result[key] = self.build(value_node, key_path)
         return result
 
 
-def _check_tag(node: yaml.Node, expected: str) -> None:
-    if node.tag != expected:
-        mark = node.start_mark
-        raise DocumentError(
-            f"YAML tag {node.tag!r} is not supported; remove it", mark.line + 1, mark.column + 1
-        )
-
-
 def _scalar(node: yaml.ScalarNode) -> Any:
+    """The value of a scalar; the guard has already refused every tag outside the core."""
     text: str = node.value
     tag = node.tag
     if tag == "tag:yaml.org,2002:str":
         return text
+    pattern = CORE_PATTERNS[tag]
+    if not pattern.match(text) and not (tag.endswith(":null") and text == ""):
+        name = tag.rpartition(":")[2]
+        mark = node.start_mark
+        raise DocumentError(
+            f"{text!r} is not a YAML {name} (tag !!{name}); remove the tag or fix the value",
+            mark.line + 1,
+            mark.column + 1,
+        )
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
         return text.lower() == "true"
     if tag == "tag:yaml.org,2002:int":
-        return int(text, 0) if text.startswith(("0x", "0o")) else int(text)
-    if tag == "tag:yaml.org,2002:float":
-        # Python spells YAML's `.inf` / `.nan` without the dot.
-        return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
-    _check_tag(node, "tag:yaml.org,2002:str")
-    return text  # pragma: no cover - _check_tag raised
+        number = int(text, 0) if text.startswith(("0x", "0o")) else int(text)
+        if abs(number) > MAX_INT:
+            mark = node.start_mark
+            raise DocumentError(
+                f"integer {text} is too large; spec integers must lie between -{MAX_INT} and "
+                f"{MAX_INT}",
+                mark.line + 1,
+                mark.column + 1,
+            )
+        return number
+    # Python spells YAML's `.inf` / `.nan` without the dot.
+    return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))

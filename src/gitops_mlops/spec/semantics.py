@@ -6,6 +6,7 @@ They run on a document that already passed the schema, so shapes and types are k
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -17,6 +18,9 @@ from gitops_mlops.spec.estimator import EstimatorError, resolve
 from gitops_mlops.spec.model import BUILTIN_CLASSES
 from gitops_mlops.spec.schema import did_you_mean, display_path
 
+# Unicode categories refused in paths and names: C0/C1 controls (NUL, newline, ESC, DEL),
+# format characters (bidirectional overrides that disguise a path) and line separators.
+_CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _KIND_FOR_TASK = {"classification": "classifier", "regression": "regressor"}
 
 
@@ -69,14 +73,31 @@ class _Checker:
     def data_path(self, path: PathKey) -> None:
         """A data URL is checked for syntax only (validation reads nothing remote)."""
         value: str = _get(self.doc.data, path)
+        if not self.printable(path):
+            return
         if not data_url.is_url(value):
             self.repo_path(path)
         elif (problem := data_url.problem(value)) is not None:
             self.error(path, problem)
 
+    def printable(self, path: PathKey) -> bool:
+        """Paths and names reach the file system, git and manifests: no control characters."""
+        value: str = _get(self.doc.data, path)
+        bad = next((c for c in value if unicodedata.category(c) in _CONTROL), None)
+        if bad is None:
+            return True
+        self.error(
+            path,
+            f"{value!r} contains U+{ord(bad):04X}, a control or invisible character, at "
+            f"position {value.index(bad) + 1}; remove it",
+        )
+        return False
+
     def repo_path(self, path: PathKey) -> None:
         """A path in the spec must resolve inside the repository, symlinks included."""
         value: str = _get(self.doc.data, path)
+        if not self.printable(path):
+            return
         if _is_absolute(value):
             self.error(path, f"{value!r} is absolute; give a path relative to the spec's folder")
             return
@@ -274,7 +295,11 @@ class _Checker:
             )
 
     def promotion(self) -> None:
-        environments = self.doc.data.get("promotion", {}).get("environments", ())
+        promotion = self.doc.data.get("promotion", {})
+        for name in ("repository", "base"):
+            if name in promotion:
+                self.printable(("promotion", name))
+        environments = promotion.get("environments", ())
         index: dict[str, int] = {}
         for i, env in enumerate(environments):
             if env["name"] in index:
@@ -286,6 +311,9 @@ class _Checker:
             for j, target in enumerate(env.get("targets", ())):
                 where: PathKey = ("promotion", "environments", i, "targets", j)
                 self.gitops_path((*where, "file"))
+                for name in ("yaml_path", "kustomize_image", "container"):
+                    if name in target:
+                        self.printable((*where, name))
                 if "value" in target and "yaml_path" not in target:
                     self.error((*where, "value"), "value applies to yaml_path targets only", True)
             if "release_record" in env:
@@ -325,6 +353,8 @@ class _Checker:
 
     def gitops_path(self, path: PathKey) -> None:
         value: str = _get(self.doc.data, path)
+        if not self.printable(path):
+            return
         if _is_absolute(value):
             self.error(path, f"{value!r} is absolute; give a path inside the GitOps repository")
         elif ".." in PurePosixPath(value.replace("\\", "/")).parts:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle, gitops_repo, release
+from gitops_mlops import bundle, gitops_repo, guarded_yaml, release
 from gitops_mlops.errors import MlopsError, PromotionConflict
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, GitError
@@ -172,12 +172,10 @@ def _check_requires(
 
 
 def _yaml(text: str) -> Any:
-    import yaml
-
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
+        return guarded_yaml.load(text)
+    except guarded_yaml.YamlError:
+        return None  # not a record this tool wrote: it does not hold the release
 
 
 def _forced(ctx: PromoteContext) -> bool:
