@@ -159,3 +159,79 @@ def test_symlink_leaving_the_repository_is_refused(tmp_path: Path) -> None:
     # `..` that stays inside the repository, and a symlink inside it, are fine.
     spec.write_text(text.replace("{builtin: iris}", "{path: ../data/alias.csv, target: y}"))
     assert run_cli("validate", str(spec)).code == 0
+
+
+def test_schema_and_semantic_errors_are_reported_in_one_pass(tmp_path: Path) -> None:
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(
+        "apiVersion: mlops/v1\n"
+        "kind: ModelPipeline\n"
+        "metadata: {name: Bad_Name}\n"  # schema: pattern
+        "task: classification\n"
+        "data: {train: {builtin: iris}}\n"
+        "model:\n"
+        "  estimator: sklearn.ensemble.RandomForestClassifier\n"
+        "  params: {n_estimator: 10}\n"  # semantic: no such parameter
+        "  preprocess: maybe\n"  # schema: enum
+        "evaluation:\n"
+        "  metrics: [accuracy, acuracy]\n"  # semantic: unknown metric
+        "  slices:\n"
+        "    - {name: long, where: {column: petal length (cm), op: '~', value: 4}}\n"  # schema
+        "gate:\n"
+        "  thresholds:\n"
+        "    - {metric: accuracy, slice: lonk, min: 0.9}\n"  # semantic: unknown slice
+        "    - {metric: accuracy, min: high}\n"  # schema: type
+        "    - {metric: accuracy, min: 0.9, max: 0.5}\n"  # semantic: max below min
+    )
+    result = run_cli("validate", str(spec))
+    assert result.code == 2
+    rows = [r.split(": ", 1) for r in result.out.splitlines()]
+    located = [(where.removeprefix(f"{spec}:"), message) for where, message in rows]
+    assert [where for where, _ in located] == [
+        "3:18",
+        "8:12",
+        "9:15",
+        "11:23",
+        "13:59",
+        "16:33",
+        "17:31",
+        "18:41",
+    ]
+    assert "did you mean 'n_estimators'" in located[1][1]
+    assert "unknown metric 'acuracy'; did you mean 'accuracy'" in located[3][1]
+    assert "unknown slice 'lonk'; did you mean 'long'" in located[5][1]
+    assert "max (0.5) is below min (0.9)" in located[7][1]
+    assert "8 problems in 1 file" in result.err
+
+
+def test_each_missing_required_key_is_named(tmp_path: Path) -> None:
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(
+        "apiVersion: mlops/v1\nkind: ModelPipeline\nmetadata: {name: x}\n"
+        "evaluation:\n  slices:\n    - {name: a}\n"
+    )
+    result = run_cli("validate", "--format", "json", str(spec))
+    problems = [(p["path"], p["message"]) for p in json.loads(result.out)]
+    assert problems == [
+        ("(top level)", "(top level) is missing required key 'task'"),
+        ("(top level)", "(top level) is missing required key 'data'"),
+        ("(top level)", "(top level) is missing required key 'model'"),
+        ("evaluation.slices[0]", "evaluation.slices[0] is missing required key 'where'"),
+    ]
+
+
+def test_a_check_that_compares_parts_waits_for_their_schema_errors(tmp_path: Path) -> None:
+    # The environment's and the slice's names are invalid: the gate's references to them are
+    # not reported as unknown (that would blame the wrong line), only the names themselves.
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(
+        (SPECS / "valid" / "minimal.yaml").read_text()
+        + "evaluation:\n  slices: [{name: 'long petals', where: {column: a, op: '>', value: 1}}]\n"
+        "gate:\n  champion: Prod\n  thresholds: [{metric: accuracy, slice: long petals, min: 0}]\n"
+        "promotion:\n  environments: [{name: Prod}]\n"
+    )
+    result = run_cli("validate", "--format", "json", str(spec))
+    assert [p["path"] for p in json.loads(result.out)] == [
+        "evaluation.slices[0].name",
+        "promotion.environments[0].name",
+    ]

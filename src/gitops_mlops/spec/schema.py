@@ -6,6 +6,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -43,12 +44,58 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema())
 
 
+@dataclass(frozen=True)
+class Checked:
+    """The schema's verdict on a document: what is wrong, and which parts it concerns."""
+
+    diagnostics: list[Diagnostic]
+    # Parts with a schema error (a missing required key counts as its own path): semantic
+    # checks read everything else, so every problem of a file is reported in one pass.
+    invalid: frozenset[PathKey]
+
+
 def check(doc: Document) -> list[Diagnostic]:
     """Every schema violation in `doc`, each at the key or value it concerns."""
+    return check_parts(doc).diagnostics
+
+
+def check_parts(doc: Document) -> Checked:
     found: list[Diagnostic] = []
+    invalid: set[PathKey] = set()
     for error in _validator().iter_errors(doc.data):
         found.extend(_diagnostics(doc, error, ()))
-    return found
+        invalid.update(_blamed(error))
+    # A `required` error comes once per missing key, each naming every missing key.
+    return Checked(list(dict.fromkeys(found)), frozenset(invalid))
+
+
+def _blamed(error: jsonschema.ValidationError) -> Iterator[PathKey]:
+    """The parts of the document an error makes unusable, mirroring `_diagnostics`."""
+    path: PathKey = tuple(error.absolute_path)
+    keyword = error.validator
+    instance = _instance(error)
+    if keyword == "additionalProperties":
+        allowed = _subschema(error).get("properties", {})
+        yield from ((*path, key) for key in instance if key not in allowed)
+    elif keyword == "required":
+        yield from ((*path, key) for key in _value(error) if key not in instance)
+    elif keyword == "dependentRequired":
+        for key, needs in _value(error).items():
+            if key in instance:
+                yield from ((*path, n) for n in needs if n not in instance)
+    elif keyword in ("oneOf", "anyOf"):
+        branches: list[dict[str, Any]] = _value(error)
+        if all(set(b) == {"required"} for b in branches):
+            return  # which of the keys is meant is unknown; each present one is still usable
+        for index, branch in enumerate(branches):
+            if _type_matches(branch, instance):
+                for sub in error.context or []:
+                    if sub.relative_schema_path and sub.relative_schema_path[0] == index:
+                        yield from _blamed(sub)
+                return
+        yield path
+    else:
+        yield path
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_ ()-]*$")
@@ -98,6 +145,12 @@ def _diagnostics(
         return
     at_key = keyword in ("required", "dependentRequired", "minProperties")
     loc = doc.key_location(path) if at_key else doc.value_location(path)
+    if keyword == "required":  # name every missing key, not only the first
+        where = display_path(path)
+        for key in [k for k in _value(error) if k not in _instance(error)]:
+            message = f"{where} is missing required key {key!r}"
+            yield Diagnostic(doc.file, loc.line, loc.column, where, message)
+        return
     yield Diagnostic(doc.file, loc.line, loc.column, display_path(path), _message(error, path))
 
 
@@ -183,9 +236,6 @@ def _message(error: jsonschema.ValidationError, path: PathKey) -> str:
     value = _value(error)
     instance = _instance(error)
     keyword = error.validator
-    if keyword == "required":
-        missing = [k for k in value if k not in instance]
-        return f"{where} is missing required key {missing[0]!r}"
     if keyword == "dependentRequired":
         pairs = [
             (k, [r for r in v if r not in instance]) for k, v in value.items() if k in instance

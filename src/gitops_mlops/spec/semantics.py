@@ -1,6 +1,9 @@
 """Checks a JSON Schema cannot express, each reported at the key or value it concerns.
 
-They run on a document that already passed the schema, so shapes and types are known.
+They run in the same pass as the schema, on every part of the document the schema accepted:
+the checker reads values through `value`, which treats a part with a schema error (or below
+one) as absent, and a check that compares parts (a threshold's slice with the slices) runs
+only when every part it compares is usable, so it never blames a line for another's error.
 """
 
 from __future__ import annotations
@@ -24,13 +27,56 @@ _CONTROL = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _KIND_FOR_TASK = {"classification": "classifier", "regression": "regressor"}
 
 
+_MISSING: Any = object()  # absent, or made unusable by a schema error
+
+
 class _Checker:
-    def __init__(self, doc: Document, spec_dir: Path, repo_root: Path) -> None:
+    def __init__(
+        self, doc: Document, spec_dir: Path, repo_root: Path, invalid: frozenset[PathKey]
+    ) -> None:
         self.doc = doc
         self.spec_dir = spec_dir
         self.repo_root = repo_root
+        self.invalid = invalid
         self.found: list[Diagnostic] = []
-        self.task: str = doc.data["task"]
+        self.task: str | None = self.value(("task",), None)
+
+    # --- reading the parts the schema accepted ----------------------------------------
+    def value(self, path: PathKey, default: Any = _MISSING) -> Any:
+        """The value at `path` when present and neither it nor a part above it has a schema
+        error (errors inside it are the caller's to avoid, with `clean`)."""
+        if self.blamed(path):
+            return default
+        value: Any = self.doc.data
+        for part in path:
+            value = _child(value, part)
+            if value is _MISSING:
+                return default
+        return value
+
+    def clean(self, path: PathKey) -> bool:
+        """Whether nothing at, above or inside `path` has a schema error (absent is clean)."""
+        size = len(path)
+        return not any(bad[:size] == path or path[: len(bad)] == bad for bad in self.invalid)
+
+    def items(self, path: PathKey) -> list[tuple[int, Any]]:
+        """The usable items of a list (with their indexes)."""
+        found = self.value(path, [])
+        return [(i, self.value((*path, i))) for i in range(len(found)) if self.clean((*path, i))]
+
+    def names(self, path: PathKey) -> list[str] | None:
+        """The `name` of every item of a list; None when one of them is unusable, so that a
+        check naming them ("not an environment") cannot blame the wrong line."""
+        found = self.value(path)
+        if found is _MISSING:
+            return None if self.blamed(path) else []
+        names = [self.value((*path, i, "name"), None) for i in range(len(found))]
+        usable = all(self.clean((*path, i, "name")) for i in range(len(found)))
+        return names if usable and None not in names else None
+
+    def blamed(self, path: PathKey) -> bool:
+        """Whether `path` or a part above it has a schema error."""
+        return any(path[:end] in self.invalid for end in range(len(path) + 1))
 
     def error(self, path: PathKey, message: str, at_key: bool = False) -> None:
         loc = self.doc.key_location(path) if at_key else self.doc.value_location(path)
@@ -40,39 +86,37 @@ class _Checker:
 
     # --- data -------------------------------------------------------------------------
     def data(self) -> None:
-        data = self.doc.data["data"]
-        train = data["train"]
-        builtin = train.get("builtin")
-        if builtin is not None:
+        builtin = self.value(("data", "train", "builtin"), None)
+        if builtin is not None and self.task is not None:
             task = "regression" if BUILTIN_CLASSES[builtin] == 0 else "classification"
             if task != self.task:
                 self.error(
                     ("data", "train", "builtin"),
                     f"builtin dataset {builtin!r} is a {task} dataset, but task is {self.task}",
                 )
-        if "test" in data and "split" in data:
+        if self.value(("data", "test")) is not _MISSING and "split" in self.value(("data",), {}):
             self.error(
                 ("data", "split"),
                 "data.split is not used when data.test is given; remove one of them",
                 at_key=True,
             )
-        features = train.get("features") or []
-        if train.get("target") in features:
-            index = features.index(train["target"])
-            self.error(
-                ("data", "train", "features", index),
-                f"the target column {train['target']!r} cannot also be a feature",
-            )
+        target = self.value(("data", "train", "target"), None)
+        for index, feature in self.items(("data", "train", "features")):
+            if target is not None and feature == target:
+                self.error(
+                    ("data", "train", "features", index),
+                    f"the target column {target!r} cannot also be a feature",
+                )
+                break
         for key in ("train", "test"):
-            if "path" in data.get(key, {}):
+            if self.value(("data", key, "path")) is not _MISSING:
                 self.data_path(("data", key, "path"))
-        smoke = self.doc.data.get("container", {}).get("smoke_test", {})
-        if "input" in smoke:
+        if self.value(("container", "smoke_test", "input")) is not _MISSING:
             self.repo_path(("container", "smoke_test", "input"))
 
     def data_path(self, path: PathKey) -> None:
         """A data URL is checked for syntax only (validation reads nothing remote)."""
-        value: str = _get(self.doc.data, path)
+        value: str = self.value(path)
         if not self.printable(path):
             return
         if not data_url.is_url(value):
@@ -82,7 +126,7 @@ class _Checker:
 
     def printable(self, path: PathKey) -> bool:
         """Paths and names reach the file system, git and manifests: no control characters."""
-        value: str = _get(self.doc.data, path)
+        value: str = self.value(path)
         bad = next((c for c in value if unicodedata.category(c) in _CONTROL), None)
         if bad is None:
             return True
@@ -95,7 +139,7 @@ class _Checker:
 
     def repo_path(self, path: PathKey) -> None:
         """A path in the spec must resolve inside the repository, symlinks included."""
-        value: str = _get(self.doc.data, path)
+        value: str = self.value(path)
         if not self.printable(path):
             return
         if _is_absolute(value):
@@ -112,14 +156,14 @@ class _Checker:
 
     def inputs(self) -> None:
         """`inputs:` globs must parse and stay inside the repository."""
-        for index, pattern in enumerate(self.doc.data.get("inputs", ())):
+        for index, pattern in self.items(("inputs",)):
             reason = globs.problem(pattern)
             if reason is not None:
                 self.error(("inputs", index), reason)
 
     # --- model ------------------------------------------------------------------------
     def model(self) -> None:
-        model = self.doc.data["model"]
+        model = self.value(("model",), {})
         if "command" in model:
             for key in ("search", "params"):
                 if key in model:
@@ -130,14 +174,17 @@ class _Checker:
                         at_key=True,
                     )
             return
-        path = model["estimator"]
+        path = self.value(("model", "estimator"), None)
+        allowed_modules = self.value(("model", "allow_modules"), ())
+        if path is None or not self.clean(("model", "allow_modules")):
+            return
         try:
-            info = resolve(path, tuple(model.get("allow_modules", ())))
+            info = resolve(path, tuple(allowed_modules))
         except EstimatorError as err:
             self.error(("model", "estimator"), str(err))
             return
-        wanted = _KIND_FOR_TASK[self.task]
-        if wanted not in info.kinds:
+        wanted = _KIND_FOR_TASK.get(self.task or "")
+        if wanted is not None and wanted not in info.kinds:
             kind = next((k for k in ("classifier", "regressor") if k in info.kinds), None)
             what = f"a {kind}" if kind else "not a classifier or regressor"
             self.error(
@@ -147,47 +194,49 @@ class _Checker:
         if info.params is None:
             return
         allowed = sorted(info.params)
-        for key in model.get("params", {}):
-            if key not in info.params:
-                self.error(
-                    ("model", "params", key),
-                    f"{path} has no parameter {key!r}{did_you_mean(key, allowed)}",
-                    at_key=True,
-                )
-        for key in model.get("search", {}).get("space", {}):
-            if key not in info.params:
-                self.error(
-                    ("model", "search", "space", key),
-                    f"{path} has no parameter {key!r}{did_you_mean(key, allowed)}",
-                    at_key=True,
-                )
+        for where in (("model", "params"), ("model", "search", "space")):
+            for key in self.value(where, {}):
+                if key not in info.params:
+                    self.error(
+                        (*where, key),
+                        f"{path} has no parameter {key!r}{did_you_mean(key, allowed)}",
+                        at_key=True,
+                    )
 
     # --- evaluation -------------------------------------------------------------------
-    def computed_metrics(self) -> set[str]:
-        evaluation = self.doc.data.get("evaluation", {})
-        names = set(evaluation.get("metrics", metrics.DEFAULT_METRICS[self.task]))  # type: ignore[index]
-        if evaluation.get("latency", {}) is not False:
+    def computed_metrics(self) -> set[str] | None:
+        """The metrics evaluation computes; None when that cannot be told."""
+        if self.task is None or not self.clean(("evaluation", "metrics")):
+            return None
+        if not self.clean(("evaluation", "latency")):
+            return None
+        default = metrics.DEFAULT_METRICS[self.task]  # type: ignore[index]
+        names = set(self.value(("evaluation", "metrics"), default))
+        if self.value(("evaluation", "latency"), {}) is not False:
             names |= {"latency_p50_ms", "latency_p95_ms"}
         return names
 
     def metric(self, path: PathKey) -> metrics.Metric | None:
-        name: str = _get(self.doc.data, path)
+        name: str = self.value(path)
         metric = metrics.get(name)
+        task = self.task
         if metric is None:
+            listed = f" (metrics for {task}: {', '.join(metrics.names_for(task))})" if task else ""  # type: ignore[arg-type]
             self.error(
                 path,
-                f"unknown metric {name!r}{did_you_mean(name, list(metrics.METRICS))}"
-                f" (metrics for {self.task}: {', '.join(metrics.names_for(self.task))})",  # type: ignore[arg-type]
+                f"unknown metric {name!r}{did_you_mean(name, list(metrics.METRICS))}{listed}",
             )
             return None
-        if self.task not in metric.tasks:
+        if task is None:
+            return metric
+        if task not in metric.tasks:
             self.error(
                 path,
                 f"metric {name!r} is for {'/'.join(sorted(metric.tasks))}, but task is "
-                f"{self.task}; use one of {', '.join(metrics.names_for(self.task))}",  # type: ignore[arg-type]
+                f"{task}; use one of {', '.join(metrics.names_for(task))}",  # type: ignore[arg-type]
             )
             return None
-        classes = BUILTIN_CLASSES.get(self.doc.data["data"]["train"].get("builtin", ""), None)
+        classes = BUILTIN_CLASSES.get(self.value(("data", "train", "builtin"), ""), None)
         if classes and metric.classes == "binary" and classes > 2:
             self.error(path, f"{name!r} needs two classes, the data has {classes}; use roc_auc_ovr")
         if classes and metric.classes == "multiclass" and classes == 2:
@@ -195,46 +244,49 @@ class _Checker:
         return metric
 
     def evaluation(self) -> None:
-        evaluation = self.doc.data.get("evaluation", {})
-        for i, name in enumerate(evaluation.get("metrics", ())):
+        latency = self.value(("evaluation", "latency"), None)
+        for i, name in self.items(("evaluation", "metrics")):
             metric = self.metric(("evaluation", "metrics", i))
-            if metric and metric.needs == "latency" and evaluation.get("latency") is False:
+            if metric and metric.needs == "latency" and latency is False:
                 self.error(
                     ("evaluation", "metrics", i),
                     f"{name!r} is measured by evaluation.latency, which is false",
                 )
         seen: dict[str, int] = {}
-        for i, item in enumerate(evaluation.get("slices", ())):
-            name, where = item["name"], item["where"]
+        for i, _ in enumerate(self.value(("evaluation", "slices"), [])):
+            here: PathKey = ("evaluation", "slices", i)
+            name = self.value((*here, "name"), None)
             if name in seen:
                 self.error(
-                    ("evaluation", "slices", i, "name"),
+                    (*here, "name"),
                     f"slice {name!r} is already defined (slices[{seen[name]}]); "
                     "names must be unique",
                 )
-            seen.setdefault(name, i)
-            value = where["value"]
-            if where["op"] == "in" and not isinstance(value, list):
+            if name is not None:
+                seen.setdefault(name, i)
+            op = self.value((*here, "where", "op"), None)
+            value = self.value((*here, "where", "value"), _MISSING)
+            if op is None or value is _MISSING:
+                continue
+            if op == "in" and not isinstance(value, list):
                 self.error(
-                    ("evaluation", "slices", i, "where", "value"),
+                    (*here, "where", "value"),
                     "op `in` takes a list of values, e.g. [a, b]",
                 )
-            if where["op"] != "in" and isinstance(value, list):
+            if op != "in" and isinstance(value, list):
                 self.error(
-                    ("evaluation", "slices", i, "where", "value"),
-                    f"op `{where['op']}` compares with one value; use op `in` for a list",
+                    (*here, "where", "value"),
+                    f"op `{op}` compares with one value; use op `in` for a list",
                 )
 
     # --- gate -------------------------------------------------------------------------
     def gate(self) -> None:
-        gate = self.doc.data.get("gate", {})
-        slices = [s["name"] for s in self.doc.data.get("evaluation", {}).get("slices", ())]
+        slices = self.names(("evaluation", "slices"))
         computed = self.computed_metrics()
-        environments = [
-            e["name"] for e in self.doc.data.get("promotion", {}).get("environments", ())
-        ]
-        if "champion" in gate and gate["champion"] not in environments:
-            hint = did_you_mean(gate["champion"], environments)
+        environments = self.names(("promotion", "environments"))
+        champion = self.value(("gate", "champion"), None)
+        if champion is not None and environments is not None and champion not in environments:
+            hint = did_you_mean(champion, environments)
             listed = (
                 f"environments: {', '.join(environments)}"
                 if environments
@@ -242,51 +294,59 @@ class _Checker:
             )
             self.error(
                 ("gate", "champion"),
-                f"gate.champion {gate['champion']!r} is not an environment{hint} ({listed})",
+                f"gate.champion {champion!r} is not an environment{hint} ({listed})",
             )
-        intervals = self.doc.data.get("evaluation", {}).get("confidence", {}) is not False
-        if gate.get("on") == "bound" and not intervals:
+        confidence = self.value(("evaluation", "confidence"), {})
+        intervals = confidence is not False or not self.clean(("evaluation", "confidence"))
+        if self.value(("gate", "on"), None) == "bound" and not intervals:
             self.error(
                 ("gate", "on"),
                 "on: bound needs confidence intervals, and evaluation.confidence is false",
             )
-        for i, threshold in enumerate(gate.get("thresholds", ())):
-            here: PathKey = ("gate", "thresholds", i)
-            if threshold.get("on") == "bound" and not intervals:
-                self.error(
-                    (*here, "on"),
-                    "on: bound needs confidence intervals, and evaluation.confidence is false",
-                )
+        for i, _ in enumerate(self.value(("gate", "thresholds"), [])):
+            self.threshold(("gate", "thresholds", i), slices, computed, intervals)
+
+    def threshold(
+        self, here: PathKey, slices: list[str] | None, computed: set[str] | None, intervals: bool
+    ) -> None:
+        if self.value((*here, "on"), None) == "bound" and not intervals:
+            self.error(
+                (*here, "on"),
+                "on: bound needs confidence intervals, and evaluation.confidence is false",
+            )
+        metric = None
+        if self.value((*here, "metric")) is not _MISSING:
             metric = self.metric((*here, "metric"))
-            if metric is not None and metric.name not in computed:
-                self.error(
-                    (*here, "metric"),
-                    f"{metric.name!r} is not computed; add it to evaluation.metrics"
-                    if metric.needs != "latency"
-                    else f"{metric.name!r} needs evaluation.latency, which is false",
-                )
-            if "slice" in threshold:
-                if threshold["slice"] not in slices:
-                    hint = did_you_mean(threshold["slice"], slices) or (
-                        f" (slices: {', '.join(slices)})" if slices else " (no slices are defined)"
-                    )
-                    self.error((*here, "slice"), f"unknown slice {threshold['slice']!r}{hint}")
-                elif metric is not None and metric.needs == "latency":
-                    self.error((*here, "slice"), "latency is measured on all rows, not per slice")
-            low, high = threshold.get("min"), threshold.get("max")
-            if low is not None and high is not None and low > high:
-                self.error((*here, "max"), f"max ({high}) is below min ({low}); no value can pass")
-            if "max_regression" in threshold and "champion" not in gate:
-                self.error(
-                    (*here, "max_regression"),
-                    "max_regression compares with the champion: set gate.champion to the "
-                    "environment whose release is the baseline",
-                    at_key=True,
-                )
+        if metric is not None and computed is not None and metric.name not in computed:
+            self.error(
+                (*here, "metric"),
+                f"{metric.name!r} is not computed; add it to evaluation.metrics"
+                if metric.needs != "latency"
+                else f"{metric.name!r} needs evaluation.latency, which is false",
+            )
+        name = self.value((*here, "slice"), None)
+        if name is not None and slices is not None and name not in slices:
+            hint = did_you_mean(name, slices) or (
+                f" (slices: {', '.join(slices)})" if slices else " (no slices are defined)"
+            )
+            self.error((*here, "slice"), f"unknown slice {name!r}{hint}")
+        elif name is not None and metric is not None and metric.needs == "latency":
+            self.error((*here, "slice"), "latency is measured on all rows, not per slice")
+        low, high = self.value((*here, "min"), None), self.value((*here, "max"), None)
+        if low is not None and high is not None and low > high:
+            self.error((*here, "max"), f"max ({high}) is below min ({low}); no value can pass")
+        has_champion = "champion" in self.value(("gate",), {})
+        if self.value((*here, "max_regression")) is not _MISSING and not has_champion:
+            self.error(
+                (*here, "max_regression"),
+                "max_regression compares with the champion: set gate.champion to the "
+                "environment whose release is the baseline",
+                at_key=True,
+            )
 
     # --- container and promotion ------------------------------------------------------
     def container(self) -> None:
-        port = self.doc.data.get("container", {}).get("port")
+        port = self.value(("container", "port"), None)
         if port is not None and port < 1024:
             self.error(
                 ("container", "port"),
@@ -295,32 +355,18 @@ class _Checker:
             )
 
     def promotion(self) -> None:
-        promotion = self.doc.data.get("promotion", {})
         for name in ("repository", "base"):
-            if name in promotion:
+            if self.value(("promotion", name)) is not _MISSING:
                 self.printable(("promotion", name))
-        environments = promotion.get("environments", ())
+        environments: list[Any] = self.value(("promotion", "environments"), [])
         index: dict[str, int] = {}
-        for i, env in enumerate(environments):
-            if env["name"] in index:
-                self.error(
-                    ("promotion", "environments", i, "name"),
-                    f"environment {env['name']!r} is already defined; names must be unique",
-                )
-            index.setdefault(env["name"], i)
-            for j, target in enumerate(env.get("targets", ())):
-                where: PathKey = ("promotion", "environments", i, "targets", j)
-                self.gitops_path((*where, "file"))
-                for name in ("yaml_path", "kustomize_image", "container"):
-                    if name in target:
-                        self.printable((*where, name))
-                if "value" in target and "yaml_path" not in target:
-                    self.error((*where, "value"), "value applies to yaml_path targets only", True)
-            if "release_record" in env:
-                self.gitops_path(("promotion", "environments", i, "release_record"))
-        for i, env in enumerate(environments):
-            required = env.get("requires")
-            if required is None:
+        for i, _ in enumerate(environments):
+            self.environment(i, index)
+        names = self.names(("promotion", "environments"))
+        for i, _ in enumerate(environments):
+            required = self.value(("promotion", "environments", i, "requires"), None)
+            name = self.value(("promotion", "environments", i, "name"), None)
+            if required is None or names is None:
                 continue
             if required not in index:
                 hint = did_you_mean(required, list(index))
@@ -328,12 +374,34 @@ class _Checker:
                     ("promotion", "environments", i, "requires"),
                     f"requires {required!r}, which is not an environment{hint}",
                 )
-            elif required == env["name"]:
+            elif required == name:
                 self.error(
                     ("promotion", "environments", i, "requires"),
                     "an environment cannot require itself",
                 )
-        self.cycles(environments, index)
+        if self.clean(("promotion", "environments")):
+            self.cycles(tuple(environments), index)
+
+    def environment(self, i: int, index: dict[str, int]) -> None:
+        here: PathKey = ("promotion", "environments", i)
+        name = self.value((*here, "name"), None)
+        if name in index:
+            self.error(
+                (*here, "name"),
+                f"environment {name!r} is already defined; names must be unique",
+            )
+        if name is not None:
+            index.setdefault(name, i)
+        for j, target in self.items((*here, "targets")):
+            where: PathKey = (*here, "targets", j)
+            self.gitops_path((*where, "file"))
+            for key in ("yaml_path", "kustomize_image", "container"):
+                if key in target:
+                    self.printable((*where, key))
+            if "value" in target and "yaml_path" not in target:
+                self.error((*where, "value"), "value applies to yaml_path targets only", True)
+        if self.value((*here, "release_record")) is not _MISSING:
+            self.gitops_path((*here, "release_record"))
 
     def cycles(self, environments: tuple[Mapping[str, Any], ...], index: dict[str, int]) -> None:
         requires = {e["name"]: e.get("requires") for e in environments}
@@ -352,7 +420,7 @@ class _Checker:
                 )
 
     def gitops_path(self, path: PathKey) -> None:
-        value: str = _get(self.doc.data, path)
+        value: str = self.value(path)
         if not self.printable(path):
             return
         if _is_absolute(value):
@@ -361,8 +429,11 @@ class _Checker:
             self.error(path, f"{value!r} contains '..'; give a path inside the GitOps repository")
 
 
-def check(doc: Document, spec_dir: Path, repo_root: Path) -> list[Diagnostic]:
-    checker = _Checker(doc, spec_dir, repo_root)
+def check(
+    doc: Document, spec_dir: Path, repo_root: Path, invalid: frozenset[PathKey] = frozenset()
+) -> list[Diagnostic]:
+    """Every semantic problem in the parts of `doc` that have no schema error (`invalid`)."""
+    checker = _Checker(doc, spec_dir, repo_root, invalid)
     checker.data()
     checker.inputs()
     checker.model()
@@ -381,11 +452,12 @@ def repository_root(spec_dir: Path) -> Path:
     return spec_dir
 
 
-def _get(data: Mapping[str, Any], path: PathKey) -> Any:
-    value: Any = data
-    for part in path:
-        value = value[part]
-    return value
+def _child(value: Any, part: str | int) -> Any:
+    if isinstance(value, dict) and isinstance(part, str):
+        return value.get(part, _MISSING)
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return value[part]
+    return _MISSING
 
 
 def _is_absolute(value: str) -> bool:

@@ -21,12 +21,12 @@ def validate(ctx: ValidateContext) -> model.Spec:
         doc = document.load_file(ctx.spec_path, ctx.display)
     except document.DocumentError as err:
         raise SpecError([Diagnostic(ctx.display, err.line, err.column, "", err.message)]) from None
-    # Semantic checks rely on the shapes the schema guarantees, so they run only on a
-    # schema-valid document; every schema error is still reported at once.
-    found = schema.check(doc)
-    if not found:
-        spec_dir = ctx.spec_path.parent.absolute()
-        found = semantics.check(doc, spec_dir, semantics.repository_root(spec_dir))
+    # One pass: the semantic checks read every part the schema accepted, so every problem
+    # of the file is reported at once.
+    checked = schema.check_parts(doc)
+    spec_dir = ctx.spec_path.parent.absolute()
+    root = semantics.repository_root(spec_dir)
+    found = checked.diagnostics + semantics.check(doc, spec_dir, root, checked.invalid)
     if found:
         raise SpecError(sorted(found, key=lambda d: (d.line, d.column)))
     locations = {schema.display_path(k): (v.line, v.column) for k, v in doc.values.items()}
