@@ -359,10 +359,23 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
     if not result.built:
         raise BuildError(f"no image was built: {result.reason}")
     data = result.data
-    console.print(
-        f"built {data['reference']} ({data['size_bytes'] / 2**20:.0f} MB, "
-        f"{data['layers']} layers) in {data['build_seconds']} s; smoke test passed"
-    )
+    if data.get("reused"):
+        console.print(f"build     reused {data['digest']}")
+        smoke = data["smoke_test"]
+        console.print(
+            f"{data['reference']} is already in the registry with this model and these "
+            "packages; "
+            + (
+                "smoke test passed"
+                if smoke.get("passed")
+                else f"smoke test skipped: {smoke.get('skipped')}"
+            )
+        )
+    else:
+        console.print(
+            f"built {data['reference']} ({data['size_bytes'] / 2**20:.0f} MB, "
+            f"{data['layers']} layers) in {data['build_seconds']} s; smoke test passed"
+        )
     if data["pushed"]:
         console.print(f"pushed {data['image']}@{data['digest']}")
     return 0

@@ -201,7 +201,12 @@ def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress)
     if not built.built:  # pragma: no cover - the engine answered a moment ago
         progress.note(f"build skipped: {built.reason}")
         return None
-    progress.note(f"pushed {built.data['image']}@{built.data['digest']}")
+    if built.data.get("reused"):
+        progress.note(
+            f"reused {built.data['image']}@{built.data['digest']}: same model and packages"
+        )
+    else:
+        progress.note(f"pushed {built.data['image']}@{built.data['digest']}")
     return f"{built.data['image']}@{built.data['digest']}"
 
 

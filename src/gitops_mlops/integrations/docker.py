@@ -7,6 +7,7 @@ in a stream becomes a BuildError: `images.push()` itself never raises.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +93,54 @@ def python_of(client: Any, image: str) -> tuple[str, str]:
         ) from None
     version, machine = out.decode().split()
     return version, machine
+
+
+INVENTORY = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps(sorted({(d.metadata['Name'], d.version) for d in m.distributions()})))"
+)
+
+
+def installed_packages(client: Any, image: str, python: str) -> list[tuple[str, str]]:
+    """(name, version) of every distribution `python` in `image` sees: what it installed."""
+    from docker.errors import DockerException
+
+    try:
+        out = client.containers.run(
+            image, [python, "-c", INVENTORY], remove=True, network_mode="none", entrypoint=[]
+        )
+        listed = json.loads(out)
+    except (DockerException, ValueError) as err:
+        raise BuildError(f"cannot list the packages installed in {image}: {err}") from None
+    return [(str(name), str(version)) for name, version in listed]
+
+
+def repo_digest(client: Any, image: str) -> str | None:
+    """The registry digest of a local image (what it was pulled or pushed as), if any."""
+    from docker.errors import ImageNotFound
+
+    try:
+        found = client.images.get(image)
+    except ImageNotFound:
+        return None
+    name = image.split("@", 1)[0]
+    if ":" in name[name.rfind("/") + 1 :]:
+        name = name.rsplit(":", 1)[0]
+    for entry in found.attrs.get("RepoDigests") or []:
+        repository, _, digest = str(entry).partition("@")
+        if repository == name:
+            return digest
+    return None
+
+
+def pull(client: Any, reference: str) -> None:
+    """Pull `repository@digest` (or `:tag`) into the engine."""
+    from docker.errors import DockerException
+
+    try:
+        client.images.pull(reference)
+    except DockerException as err:
+        raise BuildError(f"cannot pull {reference}: {err}") from None
 
 
 @contextmanager

@@ -58,6 +58,16 @@ def work_tree_root(folder: Path) -> Path | None:
         return None
 
 
+def commit_time(folder: Path, commit: str) -> int | None:
+    """The committer time (Unix seconds) of `commit` in the repository holding `folder`."""
+    try:
+        stamp = _local(folder, "show", "-s", "--format=%ct", commit, "--", timeout=10)
+    except GitError:
+        return None
+    text = stamp.decode().strip()
+    return int(text) if text.isdigit() else None
+
+
 def tracked_files(root: Path) -> list[str]:
     """Every file git tracks in the work tree at `root` (repository-relative, '/'-separated).
 

@@ -8,9 +8,11 @@ most often changed: packages, server code, model; a retrain rebuilds only the mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,18 +20,20 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle, serving
+from gitops_mlops import bundle, labels, serving
 from gitops_mlops.errors import BuildError, MlopsError
-from gitops_mlops.integrations import docker
+from gitops_mlops.integrations import docker, git
+from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
 from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.spec.model import Spec
 
 SERVER_PACKAGES = ("uvicorn", "httptools", "uvloop")
+HASHES = ".sha256.json"  # wheel file name -> sha256, beside the cached wheels
+VENV_PYTHON = "/opt/venv/bin/python"
 MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 READY_DEADLINE = 90.0
 USER = "65532:65532"  # no root in the image; a numeric id needs no /etc/passwd entry
@@ -159,25 +163,26 @@ def download_wheels(pins: list[str], python: str, machine: str, cache: Path) -> 
     return folder
 
 
-def _labels(ctx: BuildContext, manifest: Mapping[str, Any], measured: Mapping[str, Any]) -> str:
+def _labels(
+    ctx: BuildContext, manifest: Mapping[str, Any], pins: list[str], base_digest: str | None
+) -> str:
     server = ctx.env.get("GITHUB_SERVER_URL", "https://github.com")
     repository = ctx.env.get("GITHUB_REPOSITORY")
-    labels = {
-        "org.opencontainers.image.title": ctx.spec.metadata.name,
-        "org.opencontainers.image.description": ctx.spec.metadata.description,
-        "org.opencontainers.image.version": manifest["model_version"],
-        "org.opencontainers.image.revision": manifest.get("git_commit") or "",
-        "org.opencontainers.image.source": f"{server}/{repository}" if repository else "",
-        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
-        "io.gitops-mlops.model.version": manifest["model_version"],
-        "io.gitops-mlops.model.digest": manifest.get("model_digest", ""),
-    }
-    for name, entry in (measured.get("metrics") or {}).items():
-        if isinstance(entry, dict) and entry.get("value") is not None:
-            labels[f"io.gitops-mlops.metric.{name}"] = f"{entry['value']:.6g}"
-    return "\n".join(f"LABEL {key}={json.dumps(value)}" for key, value in labels.items())
+    commit = manifest.get("git_commit")
+    created = labels.source_date(
+        ctx.env, git.commit_time(ctx.spec.root, commit) if isinstance(commit, str) else None
+    )
+    values = labels.image_labels(
+        title=ctx.spec.metadata.name,
+        description=ctx.spec.metadata.description,
+        manifest=manifest,
+        pins=pins,
+        base_image=ctx.base_image,
+        base_digest=base_digest,
+        source=f"{server}/{repository}" if repository else "",
+        created=created,
+    )
+    return "\n".join(f"LABEL {key}={json.dumps(value)}" for key, value in values.items())
 
 
 @dataclass(frozen=True)
@@ -185,11 +190,17 @@ class Contexts:
     packages: Path  # requirements + wheels: changes when the pinned versions do
     image: Path  # server code + model: changes with every retrain
     pins: list[str]
+    wheels: Path  # the cached download the packages context links to
 
 
-def render(ctx: BuildContext, manifest: Mapping[str, Any], python: str, machine: str) -> Contexts:
+def render(
+    ctx: BuildContext,
+    manifest: Mapping[str, Any],
+    python: str,
+    machine: str,
+    base_digest: str | None = None,
+) -> Contexts:
     """Two build contexts, so a retrain sends the engine only the server code and model."""
-    measured = json.loads(ctx.run.metrics.read_text()) if ctx.run.metrics.is_file() else {}
     root = ctx.run.root / "image"
     shutil.rmtree(root, ignore_errors=True)
     packages, image = root / "packages", root / "model-image"
@@ -198,7 +209,10 @@ def render(ctx: BuildContext, manifest: Mapping[str, Any], python: str, machine:
     (packages / "requirements.txt").write_text("\n".join(pins) + "\n")
     wheels = download_wheels(pins, python, machine, _cache(ctx.env))
     shutil.copytree(
-        wheels, packages / "wheels", ignore=shutil.ignore_patterns(".complete"), copy_function=_link
+        wheels,
+        packages / "wheels",
+        ignore=shutil.ignore_patterns(".complete", HASHES),
+        copy_function=_link,
     )
     (packages / "Dockerfile").write_text(PACKAGES_DOCKERFILE)
     app = image / "app" / "gitops_mlops"
@@ -214,11 +228,11 @@ def render(ctx: BuildContext, manifest: Mapping[str, Any], python: str, machine:
         DOCKERFILE.format(
             port=port,
             user=USER,
-            labels=_labels(ctx, manifest, measured),
+            labels=_labels(ctx, manifest, pins, base_digest),
             healthcheck=HEALTHCHECK.format(port=port),
         )
     )
-    return Contexts(packages, image, pins)
+    return Contexts(packages, image, pins, wheels)
 
 
 def packages_image(client: Any, contexts: Contexts, base_image: str, nocache: bool = False) -> str:
@@ -313,12 +327,131 @@ def _same(got: list[Any], expected: list[Any]) -> bool:
     return True
 
 
+def wheel_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every wheel of a cached download: computed once, kept beside the wheels."""
+    path = folder / HASHES
+    with contextlib.suppress(OSError, ValueError):
+        known = json.loads(path.read_text())
+        if isinstance(known, dict):
+            return {str(k): str(v) for k, v in known.items()}
+    hashes = {w.name: bundle.sha256_file(w) for w in sorted(folder.glob("*.whl"))}
+    write_json(path, hashes)
+    return hashes
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def inventory(
+    installed: list[tuple[str, str]], hashes: Mapping[str, str]
+) -> list[dict[str, str | None]]:
+    """Every package the image's venv holds, with the wheel it was installed from (None for
+    what the base image brought, such as its own pip)."""
+    wheels = {}
+    for filename, digest in hashes.items():
+        name, version = filename.split("-")[:2]
+        wheels[(_normal(name), version)] = (filename, digest)
+    packages = []
+    for name, version in sorted(installed, key=lambda item: _normal(item[0])):
+        wheel = wheels.get((_normal(name), version))
+        packages.append(
+            {
+                "name": name,
+                "version": version,
+                "wheel": wheel[0] if wheel else None,
+                "sha256": wheel[1] if wheel else None,
+            }
+        )
+    return packages
+
+
+def installed_in(client: Any, image: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The venv's packages in `image`, asked once per image id (the answer cannot change)."""
+    image_id = str(client.images.get(image).id).split(":")[-1]
+    path = _cache(env).parent / "inventory" / f"{image_id}.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        return [(str(name), str(version)) for name, version in json.loads(path.read_text())]
+    found = docker.installed_packages(client, image, VENV_PYTHON)
+    write_json(path, found)
+    return found
+
+
+def _published(ctx: BuildContext, version: str) -> tuple[Registry, Reference]:
+    assert ctx.spec.container is not None
+    reference = Reference.parse(f"{ctx.spec.container.image}:{version}")
+    return Registry(reference.registry, ctx.env), reference
+
+
+def _reusable(
+    ctx: BuildContext, manifest: Mapping[str, Any], pins: list[str]
+) -> dict[str, Any] | None:
+    """What the registry holds as `container.image:<version>`, when its labels name this
+    model file and these pins; None when it must be built."""
+    registry, reference = _published(ctx, str(manifest["model_version"]))
+    try:
+        found = registry.manifest(reference.repository, str(reference.tag))
+        if found is None or found.is_index:
+            return None
+        config = registry.image_config(reference.repository, found.digest) or {}
+    except RegistryError as err:
+        raise BuildError(f"cannot look {reference} up in the registry: {err}") from None
+    held = (config.get("config") or {}).get("Labels") or {}
+    if not labels.same_release(held, str(manifest.get("model_digest") or ""), pins):
+        return None
+    layers = found.layers()
+    return {
+        "digest": found.digest,
+        "size_bytes": sum(layer.size for layer in layers),
+        "layers": len(layers),
+        "registry_requests": registry.requests,
+    }
+
+
+def _reuse(
+    ctx: BuildContext,
+    client: Any,
+    manifest: Mapping[str, Any],
+    pins: list[str],
+    found: dict[str, Any],
+) -> dict[str, Any]:
+    """The build record of an image already in the registry; smoke-tested when we can."""
+    assert ctx.spec.container is not None
+    repository, version = ctx.spec.container.image, str(manifest["model_version"])
+    pinned = f"{repository}@{found['digest']}"
+    data: dict[str, Any] = {
+        "image": repository,
+        "tag": version,
+        "reference": f"{repository}:{version}",
+        "reused": True,
+        "size_bytes": found["size_bytes"],
+        "layers": found["layers"],
+        "base_image": ctx.base_image,
+        "requirements": pins,
+        "build_seconds": 0.0,
+        "digest": found["digest"],
+        "pushed": True,
+    }
+    if client is None:
+        data["smoke_test"] = {"passed": None, "skipped": "no Docker engine to run the image"}
+        return data
+    docker.pull(client, pinned)
+    data["smoke_test"] = smoke_test(client, ctx, manifest, pinned)
+    return data
+
+
 def build(ctx: BuildContext) -> BuildResult:
     if ctx.spec.container is None:
         return BuildResult(False, "the spec has no `container:` section", {})
     manifest = bundle.read_manifest(ctx.run.model_dir)
     version = str(manifest["model_version"])
     client, why = docker.connect(ctx.env)
+    if ctx.push:
+        found = _reusable(ctx, manifest, _pins(manifest))
+        if found is not None:
+            reused = _reuse(ctx, client, manifest, _pins(manifest), found)
+            write_json(ctx.run.root / "build.json", reused)
+            return BuildResult(True, "", reused)
     if client is None and not ctx.context_without_engine:
         return BuildResult(False, why, {})
     if client is None:
@@ -327,7 +460,8 @@ def build(ctx: BuildContext) -> BuildResult:
         return BuildResult(False, f"{why}; the build contexts are in {contexts.image.parent}", {})
     started = time.monotonic()
     python, machine = docker.python_of(client, ctx.base_image)
-    contexts = render(ctx, manifest, python, machine)
+    base_digest = docker.repo_digest(client, ctx.base_image)
+    contexts = render(ctx, manifest, python, machine, base_digest)
     repository = ctx.spec.container.image
     tag = f"{repository}:{version}"
     packages = packages_image(client, contexts, ctx.base_image)
@@ -345,12 +479,17 @@ def build(ctx: BuildContext) -> BuildResult:
         "image": repository,
         "tag": version,
         "reference": tag,
+        "reused": False,
         "image_id": built.image_id,
         "size_bytes": built.size_bytes,
         "layers": built.layers,
         "base_image": ctx.base_image,
+        "base_digest": base_digest,
         "python": python,
         "requirements": contexts.pins,
+        "packages": inventory(
+            installed_in(client, packages, ctx.env), wheel_hashes(contexts.wheels)
+        ),
         "packages_image": packages,
         "build_seconds": build_seconds,
         "smoke_test": smoke_test(client, ctx, manifest, tag),
