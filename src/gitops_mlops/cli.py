@@ -149,9 +149,9 @@ def _env_path(env: Mapping[str, str], name: str) -> Path | None:
 def _cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.fleet.plan import default_base, plan, render
 
-    root = Path(args.repository)
+    paths = [Path(p) for p in args.paths]
     base = args.base or default_base(console.env)
-    console.print(render(plan(root, base, args.all), args.format))
+    console.print(render(plan(paths, base, args.all, args.model), args.format))
     return 0
 
 
@@ -452,11 +452,14 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     plan = commands.add_parser("plan", help="which models of the repository a change affects")
-    plan.add_argument("repository", nargs="?", default=".", metavar="PATH", help="(default .)")
+    plan.add_argument(
+        "paths", nargs="*", metavar="PATH", help="specs, or folders holding them (default .)"
+    )
     plan.add_argument(
         "--base", help="compare BASE...HEAD (default: the pull request's base branch)"
     )
     plan.add_argument("--all", action="store_true", help="plan every model")
+    plan.add_argument("--model", help="only the model with this metadata.name")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=_cmd_plan)
 

@@ -19,8 +19,8 @@ def repo(tmp_path: Path) -> Path:
     return model_repo(tmp_path / "models-repo", "acme/gitops")
 
 
-def plan(repo: Path, *args: str) -> dict[str, Any]:
-    result = run_cli("plan", str(repo), "--format", "json", *args)
+def plan(repo: Path, *args: str | Path) -> dict[str, Any]:
+    result = run_cli("plan", str(repo), *map(str, args), "--format", "json")
     assert result.code == 0, result.out + result.err
     loaded: dict[str, Any] = json.loads(result.out)
     return loaded
@@ -50,6 +50,7 @@ def test_a_change_to_one_spec_plans_that_model_only(repo: Path) -> None:
         "name": "iris",
         "cache_key": planned["include"][0]["cache_key"],
         "reason": "the spec changed",
+        "promote_to": "staging",
     }
     assert {r["name"]: r["reason"] for r in planned["excluded"]} == {
         "churn": "nothing it uses changed",
@@ -210,3 +211,16 @@ def test_globs(pattern: str, path: str, expected: bool) -> None:
 )
 def test_unusable_globs_say_why(pattern: str) -> None:
     assert problem(pattern)
+
+
+def test_a_spec_or_folder_restricts_the_plan_and_model_picks_one(repo: Path) -> None:
+    write(repo, {"models/iris/mlops.yaml": "broken: [\n"})
+    commit_all(repo, "break iris")
+    only = plan(repo / "models" / "churn" / "mlops.yaml", "--all")
+    assert names(only) == ["churn"]  # the broken spec elsewhere is not read
+    assert names(plan(repo / "models" / "fraud", "--all")) == ["fraud"]
+    assert names(
+        plan(repo / "models" / "churn", repo / "models" / "fraud", "--model", "fraud")
+    ) == ["fraud"]
+    result = run_cli("plan", str(repo / "models" / "churn"), "--model", "nope")
+    assert result.code == 1 and "(models: churn)" in result.err

@@ -19,6 +19,7 @@ from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
 from gitops_mlops.fleet.cache import cache_key, dependency_files
 from gitops_mlops.integrations import git
 from gitops_mlops.spec.model import Spec
+from gitops_mlops.stages.promote import push_environments
 from gitops_mlops.stages.validate import ValidateContext, validate
 
 SPEC_NAME = "mlops.yaml"
@@ -35,6 +36,7 @@ class Facts:
     dependencies: tuple[str, ...]  # data files and the training command's files
     inputs: tuple[str, ...]  # `inputs:` globs
     cache_key: str
+    promote_to: str = ""  # the `on: push` environments, comma-separated (promotion locks)
 
     @property
     def folder(self) -> str:
@@ -80,7 +82,13 @@ def decide(specs: Sequence[Facts], changed: Sequence[str] | None, why_all: str) 
 def as_matrix(decisions: Sequence[Decision]) -> dict[str, Any]:
     def row(d: Decision) -> dict[str, str]:
         f = d.facts
-        return {"spec": f.spec, "name": f.name, "cache_key": f.cache_key, "reason": d.reason}
+        return {
+            "spec": f.spec,
+            "name": f.name,
+            "cache_key": f.cache_key,
+            "reason": d.reason,
+            "promote_to": f.promote_to,
+        }
 
     return {
         "include": [row(d) for d in decisions if d.run],
@@ -122,14 +130,20 @@ def facts_of(spec: Spec, path: str, root: Path, tracked: Sequence[str]) -> Facts
         dependencies=tuple(dependency_files(spec, root, [])),
         inputs=spec.inputs,
         cache_key=cache_key(spec, root, tracked),
+        promote_to=",".join(push_environments(spec)),
     )
 
 
-def load_all(root: Path, tracked: Sequence[str]) -> list[tuple[str, Spec]]:
-    """Every tracked spec, validated; SpecError listing every problem and duplicate name."""
+def load_all(
+    root: Path, tracked: Sequence[str], within: Sequence[Path] = ()
+) -> list[tuple[str, Spec]]:
+    """The tracked specs (those under `within` when given), validated; SpecError listing
+    every problem and duplicate name."""
     problems: list[Diagnostic] = []
     found: list[tuple[Spec, Facts]] = []
     for path in discover(tracked):
+        if within and not any(_inside(root / path, place) for place in within):
+            continue
         try:
             spec = validate(ValidateContext(root / path, path))
         except SpecError as err:
@@ -142,9 +156,14 @@ def load_all(root: Path, tracked: Sequence[str]) -> list[tuple[str, Spec]]:
     return [(facts.spec, spec) for spec, facts in found]
 
 
+def _inside(spec: Path, place: Path) -> bool:
+    place = place.resolve()
+    return spec.resolve() == place or spec.resolve().is_relative_to(place)
+
+
 def repository(folder: Path) -> tuple[Path, list[str]]:
     """The git work tree holding `folder`, and its tracked files."""
-    root = git.work_tree_root(folder)
+    root = git.work_tree_root(folder if folder.is_dir() else folder.parent)
     if root is None:
         raise MlopsError(f"{folder} is not inside a git repository; plan reads git's file list")
     return root, git.tracked_files(root)
@@ -161,10 +180,18 @@ def find(folder: Path, name: str) -> Spec:
     raise MlopsError(f"no tracked mlops.yaml names a model {name!r} (models: {known})")
 
 
-def gather(root: Path) -> list[Facts]:
-    """Every tracked spec's facts."""
-    root, tracked = repository(root)
-    return [facts_of(spec, path, root, tracked) for path, spec in load_all(root, tracked)]
+def gather(paths: Sequence[Path], model: str | None = None) -> list[Facts]:
+    """The facts of every tracked spec under `paths` (a folder, or spec files)."""
+    root, tracked = repository(paths[0] if paths else Path.cwd())
+    within = [p.absolute() for p in paths]
+    specs = load_all(root, tracked, within)
+    if model is not None:
+        chosen = [(path, spec) for path, spec in specs if spec.metadata.name == model]
+        if not chosen:
+            known = ", ".join(sorted(s.metadata.name for _, s in specs)) or "none"
+            raise MlopsError(f"no tracked mlops.yaml names a model {model!r} (models: {known})")
+        specs = chosen
+    return [facts_of(spec, path, root, tracked) for path, spec in specs]
 
 
 def _duplicates(found: Sequence[tuple[Spec, Facts]]) -> list[Diagnostic]:
@@ -192,14 +219,17 @@ def default_base(env: Mapping[str, str]) -> str | None:
     return f"origin/{base_ref}" if base_ref else None
 
 
-def plan(root: Path, base: str | None, everything: bool) -> list[Decision]:
-    specs = gather(root)
+def plan(
+    paths: Sequence[Path], base: str | None, everything: bool, model: str | None = None
+) -> list[Decision]:
+    specs = gather(paths, model)
     if everything:
         return decide(specs, None, "--all")
     if base is None:
         return decide(specs, None, "no base to compare with (give --base REF)")
     if set(base) == {"0"}:  # a push that created the branch: GitHub's `before` is all zeros
         return decide(specs, None, "a new branch: no earlier commit to compare with")
+    root, _ = repository(paths[0] if paths else Path.cwd())
     return decide(specs, git.changed_files(root, base), "")
 
 
