@@ -202,6 +202,12 @@ def _cmd_history(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.fleet.summary import publish
+
+    return publish(Path(args.results), console.env, console.out)
+
+
 def _mask_token(console: Console) -> None:
     from gitops_mlops.gitops_repo import GitHubSettings
     from gitops_mlops.reporting.github import running_in_actions
@@ -462,6 +468,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--model", help="only the model with this metadata.name")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(handler=_cmd_plan)
+
+    summary = commands.add_parser("summary", help="one table for the models of a workflow run")
+    summary.add_argument("results", metavar="DIR", help="a folder per model: its run's JSON files")
+    summary.set_defaults(handler=_cmd_summary)
 
     status = commands.add_parser("status", help="what runs where: one row per model and env")
     status.add_argument("paths", nargs="*", metavar="PATH", help="specs (default: all tracked)")

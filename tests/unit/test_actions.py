@@ -27,7 +27,17 @@ def load(path: Path) -> dict[str, Any]:
 
 def test_there_is_an_action_per_stage() -> None:
     names = {p.parent.name for p in ACTIONS}
-    assert names == {"setup", "validate", "train", "gate", "build", "promote", "report"}
+    assert names == {
+        "setup",
+        "plan",
+        "validate",
+        "train",
+        "gate",
+        "build",
+        "promote",
+        "report",
+        "summary",
+    }
 
 
 @pytest.mark.parametrize("path", ACTIONS, ids=lambda p: p.parent.name)
@@ -72,10 +82,14 @@ def test_workflows(path: Path) -> None:
 def test_reusable_workflow_interface() -> None:
     workflow = load(ROOT / ".github" / "workflows" / "mlops.yml")
     call = workflow["on"]["workflow_call"]
-    assert set(call["outputs"]) == {"model-version", "verdict", "image-digest", "pr-url"}
+    assert set(call["outputs"]) == {"models", "model-version", "verdict", "image-digest", "pr-url"}
     assert set(call["secrets"]) >= {"promotion-token", "registry-username", "registry-password"}
     assert all(spec.get("type") for spec in call["inputs"].values())
     assert workflow["jobs"]["dispatch"]["concurrency"]["group"].startswith("mlops-promote-")
+    model = workflow["jobs"]["model"]
+    assert model["needs"] == "plan" and model["strategy"]["fail-fast"] is False
+    assert "needs.plan.outputs.matrix" in model["strategy"]["matrix"]
+    assert "mlops-promote-{0}-{1}" in model["concurrency"]["group"]
 
 
 def test_yaml_1_1_readers_see_the_same_keys() -> None:

@@ -40,3 +40,25 @@ def group(title: str) -> str:
 
 def endgroup() -> str:
     return "::endgroup::"
+
+
+def write_outputs(path: str, values: Mapping[str, str]) -> None:
+    """Append step outputs to the GITHUB_OUTPUT file, each in a heredoc block."""
+    import secrets
+    from pathlib import Path
+
+    with Path(path).open("a", encoding="utf-8") as handle:
+        for key, value in values.items():
+            # A random delimiter: no value, whatever it holds, can end the block early.
+            delimiter = f"mlops_{secrets.token_hex(8)}"
+            handle.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def append_summary(env: Mapping[str, str], text: str) -> None:
+    """Add markdown to the job summary (GITHUB_STEP_SUMMARY), when there is one."""
+    from pathlib import Path
+
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
