@@ -208,6 +208,35 @@ def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
     return publish(Path(args.results), console.env, console.out)
 
 
+def _cmd_rollback(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.fleet.plan import find
+    from gitops_mlops.fleet.rollback import rollback
+    from gitops_mlops.gitops_repo import GitHubSettings
+
+    _mask_token(console)
+    spec = find(Path.cwd(), args.name)
+    settings = GitHubSettings.from_env(console.env)
+    result, current, chosen = rollback(
+        spec, args.environment, args.to, args.reason, settings, console.env
+    )
+    console.print(f"rolling {args.name} back in {args.environment}: {current} -> {chosen}")
+    _print_promotion(result, console)
+    return 0
+
+
+def _cmd_release_hold(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.fleet.plan import find
+    from gitops_mlops.fleet.rollback import release_hold
+    from gitops_mlops.gitops_repo import GitHubSettings
+
+    _mask_token(console)
+    spec = find(Path.cwd(), args.name)
+    result, reason = release_hold(spec, args.environment, GitHubSettings.from_env(console.env))
+    console.print(f"releasing the hold on {args.name} in {args.environment} ({reason})")
+    _print_promotion(result, console)
+    return 0
+
+
 def _mask_token(console: Console) -> None:
     from gitops_mlops.gitops_repo import GitHubSettings
     from gitops_mlops.reporting.github import running_in_actions
@@ -483,6 +512,22 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--environment", "-e", required=True)
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(handler=_cmd_history)
+
+    rollback = commands.add_parser(
+        "rollback", help="pin an earlier release again (pull request), and hold the environment"
+    )
+    rollback.add_argument("name", metavar="NAME", help="the model's metadata.name")
+    rollback.add_argument("--environment", "-e", required=True)
+    rollback.add_argument("--to", metavar="VERSION", help="default: the release before this one")
+    rollback.add_argument("--reason", required=True, help="why (goes into the record and the PR)")
+    rollback.set_defaults(handler=_cmd_rollback)
+
+    release_hold = commands.add_parser(
+        "release-hold", help="open the pull request that lifts an environment's hold"
+    )
+    release_hold.add_argument("name", metavar="NAME", help="the model's metadata.name")
+    release_hold.add_argument("--environment", "-e", required=True)
+    release_hold.set_defaults(handler=_cmd_release_hold)
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
     report_cmd.add_argument("run_dir", metavar="RUN_DIR")

@@ -290,6 +290,7 @@ class Entry:
     release: Release | None  # None: this commit left no readable record
     problem: str | None
     pull_request: int | None
+    text: str | None = None  # the record as this commit left it
 
     def to_json(self) -> dict[str, Any]:
         found = self.release
@@ -331,7 +332,9 @@ def _entry(revision: Revision, path: str, merges: Mapping[str, int]) -> Entry:
             problem = str(err)
     own = _PR_NUMBER.search(revision.subject)
     number = merges.get(revision.commit) or (int(own[1]) if own else None)
-    return Entry(revision.commit, revision.date, revision.subject, found, problem, number)
+    return Entry(
+        revision.commit, revision.date, revision.subject, found, problem, number, revision.text
+    )
 
 
 def _merge_numbers(checkout: Checkout) -> dict[str, int]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gitops_mlops import bundle, gitops_repo, guarded_yaml, release
 from gitops_mlops.errors import MlopsError, PromotionConflict
@@ -41,6 +41,11 @@ class PromoteContext:
     force: bool
     reason: str | None
     github: GitHubSettings
+    # promote: a new release; rollback and release-hold (fleet/rollback.py) re-release a
+    # record and skip the policy checks that would stop them (gate, requires, hold).
+    kind: Literal["promote", "rollback", "release-hold"] = "promote"
+    # Fields written into the release record besides the release: rollback_of, reason, hold.
+    annotations: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,27 @@ def _check_requires(
         )
 
 
+def _check_hold(
+    checkout: Checkout, ctx: PromoteContext, environment: Environment, base_ref: str
+) -> None:
+    """A held environment takes no automatic promotion: only `--force --reason` passes."""
+    text = checkout.show(base_ref, environment.release_record)
+    record = _yaml(text) if text is not None else None
+    hold = record.get("hold") if isinstance(record, dict) else None
+    if not isinstance(hold, dict):
+        return
+    name = ctx.spec.metadata.name
+    if not ctx.force:
+        raise PromotionRefused(
+            f"{environment.name} is on hold for {name} ({hold.get('reason')}), so nothing is "
+            f"promoted there automatically; lift it with `mlops release-hold {name} "
+            f"--environment {environment.name}` (and merge that pull request), or pass --force "
+            '--reason "why"'
+        )
+    if not ctx.reason:
+        raise MlopsError('--force needs --reason "...": the reason goes into the pull request')
+
+
 def _yaml(text: str) -> Any:
     try:
         return guarded_yaml.load(text)
@@ -207,6 +233,7 @@ def _record(ctx: PromoteContext, environment: Environment) -> str:
                 "commit": candidate.provenance.get("git_commit"),
                 "run_url": ctx.github.run_url,
             },
+            **{k: v for k, v in ctx.annotations.items() if v is not None},
         }
     )
 
@@ -226,7 +253,6 @@ def _plan(
             raise MlopsError(f"target file {target.file} does not exist on the base branch")
         files[target.file] = update(text, target, image)
     files[environment.release_record] = record
-    model = ctx.spec.metadata.name
     trailers = [f"Model-Version: {image.tag}", f"Image: {image.reference}"]
     if ctx.github.current_repository:
         trailers.append(f"Source-Repository: {ctx.github.current_repository}")
@@ -234,7 +260,7 @@ def _plan(
     if commit:
         trailers.append(f"Source-Commit: {commit}")
     message = (
-        f"Promote {model} {image.tag} to {environment.name}\n\n"
+        f"{headline(ctx, environment)}\n\n"
         f"Pins {image.reference} in {len(environment.targets)} manifest(s) and records the "
         f"release in {environment.release_record}.\n\n" + "\n".join(trailers) + "\n"
     )
@@ -255,8 +281,12 @@ def _holds(checkout: Checkout, ref: str, plan: _Plan, record_path: str) -> bool:
     return (
         isinstance(current, dict)
         and isinstance(wanted, dict)
-        and all(current.get(k) == wanted.get(k) for k in ("version", "image", "environment"))
+        and all(current.get(k) == wanted.get(k) for k in _RELEASED)
     )
+
+
+# What a record releases; measured metrics may differ run to run and do not count.
+_RELEASED = ("version", "image", "environment", "hold", "rollback_of")
 
 
 def _commit(checkout: Checkout, plan: _Plan, base_sha: str, branch: str) -> list[str]:
@@ -298,10 +328,11 @@ def promote(ctx: PromoteContext) -> dict[str, Any]:
     """Publish the promotion; the result is what promotion.json records."""
     spec, image = ctx.spec, ctx.candidate.image
     environment = environment_named(spec, ctx.environment)
-    _check_policy(ctx)
+    if ctx.kind == "promote":
+        _check_policy(ctx)
     url, repository, token = gitops_repo.remote(ctx.spec, ctx.github)
     base = spec.promotion.base if spec.promotion else "main"
-    branch = f"mlops/promote/{environment.name}/{spec.metadata.name}"
+    branch = f"mlops/{ctx.kind}/{environment.name}/{spec.metadata.name}"
     with tempfile.TemporaryDirectory(prefix="mlops-promote-") as tmp:
         checkout = Checkout.clone(url, Path(tmp) / "repo", base, token)
         result = _publish(ctx, checkout, environment, _record(ctx, environment), base, branch)
@@ -341,7 +372,9 @@ def _publish(
 ) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         base_sha = checkout.fetch(base)
-        _check_requires(checkout, ctx, environment, base_sha, ctx.candidate.image.tag)
+        if ctx.kind == "promote":
+            _check_requires(checkout, ctx, environment, base_sha, ctx.candidate.image.tag)
+            _check_hold(checkout, ctx, environment, base_sha)
         plan = _plan(checkout, ctx, environment, record, base_sha)
         held = _holds(checkout, base_sha, plan, environment.release_record)
         changed = [] if held else _commit(checkout, plan, base_sha, branch)
@@ -388,9 +421,38 @@ def marker(spec: Spec, environment: Environment) -> str:
     return f"<!-- gitops-mlops:promotion model={spec.metadata.name} env={environment.name} -->"
 
 
-def _title(ctx: PromoteContext, environment: Environment) -> str:
+def headline(ctx: PromoteContext, environment: Environment) -> str:
     name, version = ctx.spec.metadata.name, ctx.candidate.image.tag
-    return fit(f"Promote {name} {version} to {environment.name}", TITLE_LIMIT, "…")
+    if ctx.kind == "rollback":
+        return f"Roll back {name} in {environment.name} to {version}"
+    if ctx.kind == "release-hold":
+        return f"Release the hold on {name} in {environment.name}"
+    return f"Promote {name} {version} to {environment.name}"
+
+
+def _title(ctx: PromoteContext, environment: Environment) -> str:
+    return fit(headline(ctx, environment), TITLE_LIMIT, "…")
+
+
+def _kind_notes(ctx: PromoteContext, environment: Environment) -> list[str]:
+    """What a rollback or hold changes, for reviewers."""
+    name, hold = ctx.spec.metadata.name, ctx.annotations.get("hold")
+    notes = []
+    if ctx.kind == "rollback":
+        notes.append(
+            f"> **Rollback** from `{ctx.annotations.get('rollback_of')}`: {ctx.reason}. "
+            "No retraining and no rebuild: this pins the image that ran before."
+        )
+    if isinstance(hold, Mapping):
+        notes.append(
+            f"> **Hold**: once merged, automatic promotion into {environment.name} stops until "
+            f"`mlops release-hold {name} --environment {environment.name}` is merged."
+        )
+    if ctx.kind == "release-hold":
+        notes.append(f"> Lifts the hold: automatic promotion into {environment.name} resumes.")
+    if ctx.kind == "promote" and ctx.force and ctx.reason and ctx.candidate.passed:
+        notes.append(f"> Promoted with `--force` (past any hold). Reason: {ctx.reason}")
+    return notes
 
 
 def _body(ctx: PromoteContext, environment: Environment) -> str:
@@ -399,7 +461,8 @@ def _body(ctx: PromoteContext, environment: Environment) -> str:
     commit = candidate.provenance.get("git_commit") or "(not a git checkout)"
     lines = [
         marker(ctx.spec, environment),
-        f"Promotes **{ctx.spec.metadata.name}** `{candidate.image.tag}` to **{environment.name}**.",
+        f"{headline(ctx, environment)}.",
+        *(["", *_kind_notes(ctx, environment)] if _kind_notes(ctx, environment) else []),
         "",
         "| | |",
         "|---|---|",

@@ -1,0 +1,284 @@
+"""Rollback and holds against a local GitOps repository and the registry on 127.0.0.1:5000.
+
+Two real releases of churn (two trainings, two versions) whose images are pushed to the
+registry through the distribution API; promotions are merged with git as a reviewer would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gitops_mlops.integrations.registry import Registry
+from tests.conftest import run_cli
+from tests.fake_github import git
+from tests.fleet_repo import local_gitops, model_repo, spec_text, write
+from tests.integration.registry_helpers import SHARED, push_image, shared_registry_answers
+
+GITOPS = "../../../gitops"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    if not shared_registry_answers():
+        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Registry(SHARED, {})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two gated runs of churn with different models (so two versions)."""
+    folder = tmp_path_factory.mktemp("rollback-runs")
+    local_gitops(folder / "gitops")
+    repo = model_repo(folder / "repo", GITOPS)
+    found = []
+    for index, iterations in enumerate((2000, 50)):
+        text = spec_text("churn", GITOPS, threshold=0.5).replace(
+            "max_iter: 2000", f"max_iter: {iterations}"
+        )
+        write(repo, {"models/churn/mlops.yaml": text})
+        out = folder / f"run-{index}"
+        spec = str(repo / "models" / "churn" / "mlops.yaml")
+        result = run_cli("run", spec, "--until", "gate", "--out", str(out))
+        assert result.code == 0, result.out + result.err
+        found.append(out)
+    return found
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    gitops = local_gitops(tmp_path / "gitops")
+    repo = model_repo(tmp_path / "repo", GITOPS)
+    here = Path.cwd()
+    os.chdir(repo)
+    try:
+        yield repo, gitops
+    finally:
+        os.chdir(here)
+
+
+def version(run: Path) -> str:
+    return str(json.loads((run / "model" / "manifest.json").read_text())["model_version"])
+
+
+def image(registry: Registry, repository: str, content: bytes) -> str:
+    pushed = push_image(registry, repository, "v", [{"model": content}])
+    return f"localhost:5000/{repository}@{pushed.digest}"
+
+
+class Fleet:
+    def __init__(self, repo: Path, gitops: Path, tmp: Path) -> None:
+        self.repo, self.gitops, self.tmp = repo, gitops, tmp
+        self.merged = 0
+
+    def run(self, source: Path) -> Path:
+        copy = self.tmp / f"run-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(source, copy)
+        spec = self.repo / "models" / "churn" / "mlops.yaml"
+        (copy / "run.json").write_text(json.dumps({"spec": str(spec), "spec_digest": ""}))
+        return copy
+
+    def merge(self, branch: str) -> None:
+        self.merged += 1
+        git(
+            "merge",
+            "--quiet",
+            "--no-ff",
+            "-m",
+            f"Merge pull request #{self.merged} from {branch}",
+            branch,
+            cwd=self.gitops,
+        )
+
+    def release(self, source: Path, environment: str, reference: str) -> None:
+        result = run_cli("promote", str(self.run(source)), "-e", environment, "--image", reference)
+        assert result.code == 0, result.out + result.err
+        self.merge(f"mlops/promote/{environment}/churn")
+
+    def record(self, environment: str, ref: str = "HEAD") -> dict[str, Any]:
+        text = git("show", f"{ref}:apps/churn/{environment}/model-release.yaml", cwd=self.gitops)
+        loaded: dict[str, Any] = yaml.safe_load(text)
+        return loaded
+
+    def pinned(self, environment: str, ref: str = "HEAD") -> str:
+        text = git("show", f"{ref}:apps/churn/{environment}/values.yaml", cwd=self.gitops)
+        return str(yaml.safe_load(text)["image"]["digest"])
+
+
+@pytest.fixture
+def two_releases(
+    fleet: tuple[Path, Path], runs: list[Path], registry: Registry, tmp_path: Path
+) -> tuple[Fleet, list[str]]:
+    """churn released twice to staging (A then B): what runs now is B."""
+    world = Fleet(*fleet, tmp_path)
+    repository = f"test/fleet-{uuid.uuid4().hex[:10]}"
+    images = [image(registry, repository, f"model {i}".encode()) for i in range(2)]
+    world.release(runs[0], "staging", images[0])
+    world.release(runs[1], "staging", images[1])
+    return world, images
+
+
+def test_rollback_pins_the_earlier_image_and_holds_the_environment(
+    two_releases: tuple[Fleet, list[str]], runs: list[Path]
+) -> None:
+    world, images = two_releases
+    result = run_cli("rollback", "churn", "-e", "staging", "--reason", "p95 latency doubled")
+    assert result.code == 0, result.out + result.err
+    assert f"{version(runs[1])} -> {version(runs[0])}" in result.out
+    branch = "mlops/rollback/staging/churn"
+    record = world.record("staging", branch)
+    assert record["version"] == version(runs[0]) and record["image"] == images[0]
+    assert record["rollback_of"] == version(runs[1])
+    assert record["reason"] == "p95 latency doubled"
+    assert record["hold"] == {
+        "reason": f"rolled back from {version(runs[1])}: p95 latency doubled",
+        "rollback_of": version(runs[1]),
+    }
+    assert world.pinned("staging", branch) == images[0].split("@")[1]
+    message = git("log", "-1", "--format=%s", branch, cwd=world.gitops).strip()
+    assert message == f"Roll back churn in staging to {version(runs[0])}"
+    tip = git("rev-parse", branch, cwd=world.gitops)
+    again = run_cli("rollback", "churn", "-e", "staging", "--reason", "p95 latency doubled")
+    assert again.code == 0, again.err  # a rerun finds the branch as it wants it: nothing new
+    assert git("rev-parse", branch, cwd=world.gitops) == tip
+
+    world.merge(branch)
+    status = json.loads(run_cli("status", "--format", "json").out)
+    staging = next(
+        r for r in status["releases"] if (r["model"], r["environment"]) == ("churn", "staging")
+    )
+    assert staging["version"] == version(runs[0]) and staging["hold"]["rollback_of"]
+    assert staging["rollback_of"] == version(runs[1])
+    history = json.loads(run_cli("history", "churn", "-e", "staging", "--format", "json").out)
+    assert [e["version"] for e in history] == [version(r) for r in (runs[0], runs[1], runs[0])]
+    assert history[0]["rollback_of"] == version(runs[1]) and history[1]["rollback_of"] is None
+
+
+def test_a_hold_refuses_promotion_until_forced_or_released(
+    two_releases: tuple[Fleet, list[str]], runs: list[Path]
+) -> None:
+    world, images = two_releases
+    assert run_cli("rollback", "churn", "-e", "staging", "--reason", "bad").code == 0
+    world.merge("mlops/rollback/staging/churn")
+
+    refused = run_cli("promote", str(world.run(runs[1])), "-e", "staging", "--image", images[1])
+    assert refused.code == 6
+    assert "staging is on hold for churn" in refused.err
+    assert "mlops release-hold churn --environment staging" in refused.err
+    no_reason = run_cli(
+        "promote", str(world.run(runs[1])), "-e", "staging", "--image", images[1], "--force"
+    )
+    assert no_reason.code == 1 and "--reason" in no_reason.err
+    forced = run_cli(
+        "promote",
+        str(world.run(runs[1])),
+        "-e",
+        "staging",
+        "--image",
+        images[1],
+        "--force",
+        "--reason",
+        "fixed upstream",
+    )
+    assert forced.code == 0, forced.err
+    assert "hold" not in world.record("staging", "mlops/promote/staging/churn")
+
+    lifted = run_cli("release-hold", "churn", "-e", "staging")
+    assert lifted.code == 0, lifted.out + lifted.err
+    branch = "mlops/release-hold/staging/churn"
+    record = world.record("staging", branch)
+    assert "hold" not in record and record["version"] == version(runs[0])
+    assert record["rollback_of"] == version(runs[1])  # what runs is still the rollback
+    assert world.pinned("staging", branch) == images[0].split("@")[1]
+    world.merge(branch)
+    again = run_cli("release-hold", "churn", "-e", "staging")
+    assert again.code == 1 and "not on hold" in again.err
+    promoted = run_cli("promote", str(world.run(runs[1])), "-e", "staging", "--image", images[1])
+    assert promoted.code == 0, promoted.err
+
+
+def test_requires_follows_what_staging_holds_after_a_rollback(
+    two_releases: tuple[Fleet, list[str]], runs: list[Path]
+) -> None:
+    world, images = two_releases
+    assert run_cli("rollback", "churn", "-e", "staging", "--reason", "bad").code == 0
+    world.merge("mlops/rollback/staging/churn")
+    refused = run_cli("promote", str(world.run(runs[1])), "-e", "production", "--image", images[1])
+    assert refused.code == 6 and f"staging runs {version(runs[0])}" in refused.err
+    spec = str(world.repo / "models" / "churn" / "mlops.yaml")
+    out = str(world.tmp / "dispatch")
+    guarded = run_cli(
+        "run",
+        spec,
+        "--event",
+        "workflow_dispatch",
+        "-e",
+        "production",
+        "--version",
+        version(runs[1]),
+        "--out",
+        out,
+    )
+    assert guarded.code == 1 and f"staging runs {version(runs[0])}" in guarded.err
+    dispatched = run_cli(
+        "run", spec, "--event", "workflow_dispatch", "-e", "production", "--out", out
+    )
+    assert dispatched.code == 0, dispatched.err
+    assert world.record("production", "mlops/promote/production/churn")["image"] == images[0]
+
+
+def test_a_held_production_refuses_the_dispatch(
+    two_releases: tuple[Fleet, list[str]], runs: list[Path]
+) -> None:
+    world, images = two_releases
+    spec = str(world.repo / "models" / "churn" / "mlops.yaml")
+    out = str(world.tmp / "dispatch")
+    for run, reference in ((runs[0], images[0]), (runs[1], images[1])):
+        world.release(run, "staging", reference)  # production receives what staging runs
+        dispatched = run_cli(
+            "run", spec, "--event", "workflow_dispatch", "-e", "production", "--out", out
+        )
+        assert dispatched.code == 0, dispatched.err
+        world.merge("mlops/promote/production/churn")
+    assert run_cli("rollback", "churn", "-e", "production", "--reason", "drift").code == 0
+    world.merge("mlops/rollback/production/churn")
+    refused = run_cli("run", spec, "--event", "workflow_dispatch", "-e", "production", "--out", out)
+    assert refused.code == 6 and "production is on hold for churn" in refused.err
+
+
+def test_a_version_that_never_ran_there_is_refused_naming_those_that_did(
+    two_releases: tuple[Fleet, list[str]], runs: list[Path]
+) -> None:
+    result = run_cli("rollback", "churn", "-e", "staging", "--to", "0123456789ab", "--reason", "x")
+    assert result.code == 6
+    assert "0123456789ab never ran in staging" in result.err
+    assert f"newest first: {version(runs[1])}, {version(runs[0])}" in result.err
+    explicit = run_cli(
+        "rollback", "churn", "-e", "staging", "--to", version(runs[0]), "--reason", "x"
+    )
+    assert explicit.code == 0, explicit.err
+    nothing = run_cli("rollback", "churn", "-e", "production", "--reason", "x")
+    assert nothing.code == 6 and "nothing was ever released to production" in nothing.err
+
+
+def test_an_image_gone_from_the_registry_is_refused(
+    two_releases: tuple[Fleet, list[str]], registry: Registry
+) -> None:
+    world, images = two_releases
+    repository, digest = images[0].removeprefix("localhost:5000/").split("@")
+    registry.delete(repository, digest)
+    result = run_cli("rollback", "churn", "-e", "staging", "--reason", "bad")
+    assert result.code == 6, result.err
+    assert "is no longer in its registry" in result.err
+    assert "mlops/rollback/staging/churn" not in git("branch", "--list", cwd=world.gitops)
