@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from gitops_mlops import bundle, datasets
-from gitops_mlops.integrations import git
+from gitops_mlops.integrations import dask, git
 from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import command_trainer
@@ -46,13 +46,13 @@ def train(ctx: TrainContext) -> TrainResult:
         with bundle.ModelWriter() as writer:
             return train(replace(ctx, writer=writer))
     spec, run = ctx.spec, ctx.run
-    data = ctx.data or datasets.load(spec)
+    data = ctx.data or datasets.load(spec, ctx.env)
     run.model_dir.mkdir(parents=True, exist_ok=True)
     details: dict[str, Any]
     if spec.model.command is not None:
         model, details = command_trainer.run(spec, run, data, ctx.env)
     else:
-        model, details = _fit_estimator(spec, data)
+        model, details = _fit_estimator(spec, data, _search_cluster(spec, ctx.env))
     digest = ctx.writer.save(model, run.model_file)
     version = bundle.model_version(digest)
     manifest = bundle.write_manifest(
@@ -114,7 +114,17 @@ def _is_numeric(column: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column))
 
 
-def _fit_estimator(spec: Spec, data: datasets.Data) -> tuple[Any, dict[str, Any]]:
+def _search_cluster(spec: Spec, env: Mapping[str, str]) -> dask.DaskSettings | None:
+    """Where the search runs: None for this machine, else the Dask cluster's settings."""
+    search = spec.model.search
+    if search is None or search.backend != "dask":
+        return None
+    return dask.settings(search.scheduler, env)
+
+
+def _fit_estimator(
+    spec: Spec, data: datasets.Data, cluster: dask.DaskSettings | None = None
+) -> tuple[Any, dict[str, Any]]:
     estimator = build_estimator(spec, data)
     search = spec.model.search
     details: dict[str, Any] = {"trainer": "estimator", "estimator": spec.model.estimator}
@@ -126,7 +136,8 @@ def _fit_estimator(spec: Spec, data: datasets.Data) -> tuple[Any, dict[str, Any]
         common: dict[str, Any] = {
             "cv": search.cv,
             "scoring": search.scoring,
-            "n_jobs": search.n_jobs,
+            # On a cluster, as many fits at once as it has threads.
+            "n_jobs": search.n_jobs if cluster is None else -1,
         }
         if search.method == "grid":
             estimator = GridSearchCV(estimator, space, **common)
@@ -135,7 +146,10 @@ def _fit_estimator(spec: Spec, data: datasets.Data) -> tuple[Any, dict[str, Any]
                 estimator, space, n_iter=search.n_iter, random_state=search.seed, **common
             )
     try:
-        estimator.fit(data.x_train, data.y_train)
+        if cluster is not None and search is not None:
+            estimator = _search_on_cluster(spec, estimator, data, cluster)
+        else:
+            estimator.fit(data.x_train, data.y_train)
     except (ValueError, TypeError) as err:
         hint = "" if spec.model.preprocess == "auto" else " (preprocess: auto encodes text columns)"
         raise spec.problem(
@@ -146,6 +160,27 @@ def _fit_estimator(spec: Spec, data: datasets.Data) -> tuple[Any, dict[str, Any]
         details |= {"best_params": best, "cv_best_score": float(estimator.best_score_)}
         estimator = estimator.best_estimator_
     return estimator, details
+
+
+def _search_on_cluster(
+    spec: Spec, search: Any, data: datasets.Data, cluster: dask.DaskSettings
+) -> Any:
+    """The search's fits on the cluster, then the refit with the best parameters here.
+
+    The refit is scikit-learn's own (a clone of the estimator with the best parameters),
+    done outside the Dask backend: under it, the forest's own parallel loop would send one
+    task per tree to the cluster. So the model is the one a local search gives.
+    """
+    from sklearn.base import clone
+
+    assert spec.model.estimator is not None
+    search.set_params(refit=False)
+    with dask.search_on_cluster(cluster, [spec.model.estimator.partition(".")[0]]):
+        search.fit(data.x_train, data.y_train)
+    best = clone(search.estimator).set_params(**clone(search.best_params_, safe=False))
+    best.fit(data.x_train, data.y_train)
+    search.best_estimator_ = best
+    return search
 
 
 def _versions() -> dict[str, str]:

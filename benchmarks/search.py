@@ -1,0 +1,177 @@
+"""A hyper-parameter search on one local process vs a Dask cluster of 2 single-threaded
+workers (`dask scheduler` + `dask worker` on loopback), same run, same spec and data.
+
+    python benchmarks/search.py [--rows 6000] [--trees 60]
+
+Both go through the train stage's own search code (`model.search.backend: local | dask`):
+a grid of 8 candidates x 4 folds = 32 fits of a random forest, plus the refit of the best
+one. Target (issue 15): speedup >= 1.7x on a 2-core machine with fits of >= 0.5 s. The
+overhead per task is measured apart, with the same number of no-op fits (DummyClassifier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gitops_mlops import datasets
+from gitops_mlops.integrations import dask
+from gitops_mlops.spec.model import Spec
+from gitops_mlops.stages import train
+from gitops_mlops.stages.validate import load
+
+SPEC = """apiVersion: mlops/v1
+kind: ModelPipeline
+metadata: {{name: search-benchmark}}
+task: classification
+data:
+  train: {{path: data.csv, target: y}}
+  split: {{test_size: 0.2, seed: 0}}
+model:
+  estimator: {estimator}
+  params: {params}
+  preprocess: none
+  search:
+    cv: 4
+    space: {space}
+"""
+FOREST = "sklearn.ensemble.RandomForestClassifier"
+FOREST_SPACE = "{max_depth: [6, 8, 10, 12, 14, 16, 18, null]}"
+DUMMY = "sklearn.dummy.DummyClassifier"
+DUMMY_SPACE = "{strategy: [prior, most_frequent, stratified, uniform], random_state: [0, 1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def cluster(folder: Path) -> Iterator[str]:
+    """A scheduler and two one-thread workers, stopped by their PIDs at the end."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    command = str(Path(sys.executable).parent / "dask")
+    log = (folder / "dask.log").open("wb")
+    processes = [
+        subprocess.Popen(
+            [command, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    for _ in range(2):
+        processes.append(
+            subprocess.Popen(
+                [
+                    command,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        log.close()
+
+
+def write_data(folder: Path, rows: int) -> None:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=rows, n_features=30, n_informative=12, n_classes=3, random_state=0
+    )
+    import pandas as pd
+
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    frame["y"] = y
+    frame.to_csv(folder / "data.csv", index=False)
+
+
+def spec_in(folder: Path, estimator: str, params: str, space: str) -> Spec:
+    path = folder / f"{estimator.rsplit('.', 1)[1]}.yaml"
+    path.write_text(SPEC.format(estimator=estimator, params=params, space=space))
+    return load(path)
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+def model_digest(model: Any) -> str:
+    import skops.io
+
+    return hashlib.sha256(skops.io.dumps(model)).hexdigest()[:12]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=6000)
+    parser.add_argument("--trees", type=int, default=60)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_data(folder, args.rows)
+        forest = spec_in(folder, FOREST, f"{{n_estimators: {args.trees}}}", FOREST_SPACE)
+        dummy = spec_in(folder, DUMMY, "{}", DUMMY_SPACE)
+        data = datasets.load(forest)
+        fits = 8 * 4
+        one_fit, _ = timed(
+            lambda: train.build_estimator(forest, data).fit(data.x_train, data.y_train)
+        )
+        print(f"{len(data.x_train)} training rows; one forest fit: {one_fit:.2f} s; {fits} fits")
+        local_s, (local_model, local) = timed(lambda: train._fit_estimator(forest, data))
+        with cluster(folder) as address:
+            settings = dask.DaskSettings(address, 60)
+            dask_s, (dask_model, remote) = timed(
+                lambda: train._fit_estimator(forest, data, settings)
+            )
+            noop_local_s, _ = timed(lambda: train._fit_estimator(dummy, data))
+            noop_dask_s, _ = timed(lambda: train._fit_estimator(dummy, data, settings))
+    same = local["best_params"] == remote["best_params"] and model_digest(
+        local_model
+    ) == model_digest(dask_model)
+    print(f"local, one process:            {local_s:6.2f} s (search + refit)")
+    print(f"dask, 2 one-thread workers:    {dask_s:6.2f} s (search + refit)")
+    print(f"speedup:                       {local_s / dask_s:6.2f}x (target >= 1.7x)")
+    print(
+        f"overhead per task:             {(noop_dask_s - noop_local_s) / fits * 1000:6.1f} ms "
+        f"({fits} no-op fits: {noop_dask_s:.2f} s on the cluster, {noop_local_s:.2f} s here)"
+    )
+    print(f"same best params and model:    {same} ({local['best_params']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

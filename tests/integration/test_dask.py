@@ -1,0 +1,219 @@
+"""A search on a real Dask cluster (`dask scheduler` + two `dask worker`s on loopback).
+
+The fits must run on the cluster, give the local search's model byte for byte, and every
+way the cluster can fail must end the run with an error naming the scheduler, not hang.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.helpers import write_spec
+from tests.integration.server_helpers import free_port
+from tests.integration.services import DaskCluster, clean_env, dask_cluster
+
+pytest.importorskip("distributed", reason="needs gitops-mlops[dask] (distributed)")
+pytestmark = pytest.mark.slow
+
+SEARCH = """task: classification
+data:
+  train: {builtin: breast_cancer}
+model:
+  estimator: ESTIMATOR
+  params: {n_estimators: 25}
+  allow_modules: [mymodels]
+  search:
+    backend: dask
+    cv: 3
+    space: {max_depth: [2, 4, null], min_samples_leaf: [1, 4]}
+"""
+FOREST = "sklearn.ensemble.RandomForestClassifier"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as running:
+        yield running
+
+
+def spec_for(folder: Path, estimator: str = FOREST, backend: str = "dask") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = SEARCH.replace("ESTIMATOR", estimator).replace("backend: dask", f"backend: {backend}")
+    return write_spec(folder, body)
+
+
+def mlops(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The real `mlops` command in its own process; the timeout turns a hang into a failure."""
+    return subprocess.run(
+        [sys.executable, "-m", "gitops_mlops", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def train(spec: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return mlops("run", str(spec), "--until", "train", "--out", str(out), env=env)
+
+
+def task_prefixes(cluster: DaskCluster) -> dict[str, float]:
+    """Task names the scheduler has run, with the compute seconds spent on each."""
+    from distributed import Client
+
+    def seen(dask_scheduler: Any) -> dict[str, float]:
+        return {
+            name: float(prefix.all_durations.get("compute", 0.0))
+            for name, prefix in dask_scheduler.task_prefixes.items()
+        }
+
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+        found: dict[str, float] = client.run_on_scheduler(seen)
+        return found
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("local")
+    spec = spec_for(folder / "project", backend="local")
+    result = train(spec, folder / "run", clean_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder / "run"
+
+
+def manifest(run: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((run / "model" / "manifest.json").read_text())
+    return loaded
+
+
+def test_the_search_runs_on_the_cluster_and_gives_the_local_model(
+    cluster: DaskCluster, local_run: Path, tmp_path: Path
+) -> None:
+    spec = spec_for(tmp_path / "project")
+    before = task_prefixes(cluster)
+    result = train(spec, tmp_path / "run", clean_env(MLOPS_DASK_SCHEDULER=cluster.address))
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = task_prefixes(cluster)
+    fits = {k: v - before.get(k, 0) for k, v in after.items() if "fit_and_score" in k}
+    assert sum(fits.values()) > 0, f"no fit ran on the cluster: {after}"
+    # A forest's trees stay inside their fit's task (one task per tree is 3x slower).
+    assert not any("build_trees" in k for k in after), after
+
+    ours, theirs = manifest(tmp_path / "run"), manifest(local_run)
+    assert ours["best_params"] == theirs["best_params"]
+    assert ours["cv_best_score"] == theirs["cv_best_score"]
+    assert ours["model_version"] == theirs["model_version"]
+    model = (tmp_path / "run" / "model" / "model.skops").read_bytes()
+    assert model == (local_run / "model" / "model.skops").read_bytes()
+
+
+def test_the_spec_can_name_the_scheduler(cluster: DaskCluster, tmp_path: Path) -> None:
+    spec = spec_for(tmp_path / "project")
+    text = spec.read_text().replace(
+        "backend: dask", f'backend: dask\n    scheduler: "{cluster.address}"'
+    )
+    spec.write_text(text)
+    result = train(spec, tmp_path / "run", clean_env(MLOPS_DASK_SCHEDULER="tcp://127.0.0.1:9"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    spec = spec_for(tmp_path / "project")
+    env = clean_env(MLOPS_DASK_SCHEDULER=address, MLOPS_DASK_TIMEOUT="3")
+    result = train(spec, tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot reach the Dask scheduler at {address} within 3 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_scheduler_given_says_how_to_set_one(tmp_path: Path) -> None:
+    result = train(spec_for(tmp_path / "project"), tmp_path / "run", clean_env())
+    assert result.returncode == 1
+    assert "set MLOPS_DASK_SCHEDULER=tcp://HOST:8786" in result.stderr
+
+
+def test_workers_without_the_estimators_module(cluster: DaskCluster, tmp_path: Path) -> None:
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "mymodels.py").write_text(
+        "from sklearn.ensemble import RandomForestClassifier\n\n\n"
+        "class Forest(RandomForestClassifier):\n    pass\n"
+    )
+    spec = spec_for(tmp_path / "project", estimator="mymodels.Forest")
+    # Importable here (PYTHONPATH), not on the workers, which were started without it.
+    env = clean_env(MLOPS_DASK_SCHEDULER=cluster.address, PYTHONPATH=str(modules))
+    result = train(spec, tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"of {cluster.address} cannot import 'mymodels'" in result.stderr
+    assert result.stderr.count("tcp://127.0.0.1:") == 3, result.stderr  # two workers, scheduler
+
+
+def wait_until_fitting(cluster: DaskCluster, limit: float = 120) -> None:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if any("fit_and_score" in k for k in task_prefixes(cluster)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the search never reached the cluster")
+
+
+def run_in_background(
+    spec: Path, out: Path, env: dict[str, str]
+) -> tuple[threading.Thread, list[subprocess.CompletedProcess[str]]]:
+    done: list[subprocess.CompletedProcess[str]] = []
+    thread = threading.Thread(target=lambda: done.append(train(spec, out, env)))
+    thread.start()
+    return thread, done
+
+
+BIG_SEARCH = "space: {max_depth: [2, 3, 4, 5, 6, 8, 10, null], min_samples_leaf: [1, 2, 4, 8]}"
+
+
+def big_spec(folder: Path, backend: str = "dask") -> Path:
+    spec = spec_for(folder, backend=backend)
+    small = "space: {max_depth: [2, 4, null], min_samples_leaf: [1, 4]}"
+    spec.write_text(spec.read_text().replace(small, BIG_SEARCH))
+    return spec
+
+
+def test_a_worker_killed_mid_search_is_a_clear_error(tmp_path: Path) -> None:
+    """The data joblib scattered to a worker dies with it: the search cannot finish."""
+    with dask_cluster(tmp_path / "cluster") as own:
+        env = clean_env(MLOPS_DASK_SCHEDULER=own.address, MLOPS_DASK_TIMEOUT="5")
+        thread, done = run_in_background(big_spec(tmp_path / "project"), tmp_path / "run", env)
+        wait_until_fitting(own)
+        killed = own.worker_address(0)
+        own.workers[0].stop(signal.SIGKILL)  # by its PID
+        thread.join(timeout=300)
+    assert done, "the run did not end"
+    assert done[0].returncode == 1, done[0].stdout + done[0].stderr
+    assert f"Dask worker {killed} of {own.address} left mid-search" in done[0].stderr
+    assert "Traceback" not in done[0].stderr
+
+
+def test_every_worker_dying_mid_search_is_a_clear_error(tmp_path: Path) -> None:
+    with dask_cluster(tmp_path / "cluster") as own:
+        env = clean_env(MLOPS_DASK_SCHEDULER=own.address, MLOPS_DASK_TIMEOUT="5")
+        thread, done = run_in_background(big_spec(tmp_path / "project"), tmp_path / "run", env)
+        wait_until_fitting(own)
+        for worker in own.workers:
+            worker.stop(signal.SIGKILL)
+        thread.join(timeout=300)
+    assert done, "the run did not end"
+    assert done[0].returncode == 1, done[0].stdout + done[0].stderr
+    assert f"of {own.address} left mid-search" in done[0].stderr
+    assert "Traceback" not in done[0].stderr
