@@ -47,3 +47,13 @@ class BuildError(MlopsError):
 
 class PromotionConflict(MlopsError):
     exit_code = 6
+
+
+class DataUnavailable(MlopsError):
+    """Data the spec names could not be read (a missing object, denied access, an endpoint
+    that does not answer): located at the spec line, but not a problem of the spec itself,
+    so exit code 1."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+        super().__init__(str(diagnostic))

@@ -1,0 +1,58 @@
+"""Settings of the Dask and object-storage integrations, resolved from the environment."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from gitops_mlops.integrations import dask, storage
+
+
+def test_the_spec_s_scheduler_wins_over_the_environment() -> None:
+    env = {"MLOPS_DASK_SCHEDULER": "tcp://env:8786"}
+    assert dask.settings("tcp://spec:8786", env).address == "tcp://spec:8786"
+    assert dask.settings(None, env) == dask.DaskSettings("tcp://env:8786", dask.DEFAULT_TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({}, "no scheduler is given: set MLOPS_DASK_SCHEDULER"),
+        ({"MLOPS_DASK_SCHEDULER": "tcp://s:1", "MLOPS_DASK_TIMEOUT": "soon"}, "not a number"),
+        ({"MLOPS_DASK_SCHEDULER": "tcp://s:1", "MLOPS_DASK_TIMEOUT": "0"}, "between 0 and 3600"),
+    ],
+)
+def test_dask_settings_errors(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(dask.DaskError, match=fragment):
+        dask.settings(None, env)
+
+
+def test_credentials_never_reach_a_message() -> None:
+    env = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_SESSION_TOKEN": "tok-en-value"}
+    store = storage.Store.for_url("s3://bucket/key.csv", env)
+    said = store.say("signature s3cr3t-value did not match for tok-en-value")
+    assert "s3cr3t-value" not in said and "tok-en-value" not in said
+
+
+def test_s3_options_come_from_the_environment_mapping() -> None:
+    env = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "id",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_REGION": "eu-west-1",
+    }
+    options = storage.Store.for_url("s3://b/k.csv", env).options
+    assert options["client_kwargs"] == {
+        "endpoint_url": "http://127.0.0.1:9000",
+        "region_name": "eu-west-1",
+    }
+    assert (options["key"], options["secret"]) == ("id", "secret")
+    assert options["config_kwargs"]["connect_timeout"] == storage.CONNECT_TIMEOUT
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gcsfs") is not None, reason="gcsfs is installed")
+def test_a_missing_extra_says_what_to_install() -> None:
+    store = storage.Store.for_url("gs://bucket/train.csv", {})
+    with pytest.raises(storage.StorageError, match=r"pip install 'gitops-mlops\[gs\]'"):
+        storage.head(store)
