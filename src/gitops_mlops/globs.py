@@ -79,8 +79,17 @@ def matches(pattern: str, path: str) -> bool:
 
 def select(patterns: Iterable[str], paths: Iterable[str]) -> list[str]:
     """The paths (repository-relative, '/'-separated) any pattern matches, in order."""
-    compiled = [compile_glob(p) for p in patterns]
-    return [p for p in paths if any(c.match(p) for c in compiled)]
+    wanted = tuple(patterns)
+    if not wanted:
+        return []
+    return list(_select(wanted, paths if isinstance(paths, tuple) else tuple(paths)))
+
+
+@lru_cache(maxsize=64)
+def _select(patterns: tuple[str, ...], paths: tuple[str, ...]) -> tuple[str, ...]:
+    # One alternation, one match per path; many specs share the same `inputs:` and file list.
+    either = re.compile("|".join(f"(?:{compile_glob(p).pattern})" for p in patterns))
+    return tuple(p for p in paths if either.match(p))
 
 
 def under(folder: str, path: str) -> bool:

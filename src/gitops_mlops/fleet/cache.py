@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ def canonical(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in KEY_PACKAGES:
@@ -74,12 +76,19 @@ def dependency_files(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> lis
     return sorted(found)
 
 
-def file_digests(repo_root: Path, paths: Iterable[str]) -> dict[str, str]:
+def file_digests(
+    repo_root: Path, paths: Iterable[str], memo: dict[str, str] | None = None
+) -> dict[str, str]:
+    """sha256 of each file; `memo` shares them between specs (a plan of many specs that
+    use one shared library hashes each of its files once)."""
+    memo = {} if memo is None else memo
     digests = {}
     for path in paths:
-        file = repo_root / path
-        # A tracked file deleted in the work tree, or a symlink: its absence is the content.
-        digests[path] = "absent" if file.is_symlink() or not file.is_file() else _sha(file)
+        if path not in memo:
+            file = repo_root / path
+            # A tracked file deleted in the work tree, or a symlink: its absence is the content.
+            memo[path] = "absent" if file.is_symlink() or not file.is_file() else _sha(file)
+        digests[path] = memo[path]
     return digests
 
 
@@ -87,7 +96,9 @@ def _sha(path: Path) -> str:
     return bundle.sha256_file(path)
 
 
-def cache_key(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> str:
+def cache_key(
+    spec: Spec, repo_root: Path, tracked: Iterable[str], memo: dict[str, str] | None = None
+) -> str:
     files = dependency_files(spec, repo_root, tracked)
     material = {
         "format": FORMAT,
@@ -95,7 +106,7 @@ def cache_key(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> str:
         "data": canonical(spec.data),
         "model": canonical(spec.model),
         "evaluation": canonical(spec.evaluation),
-        "files": file_digests(repo_root, files),
+        "files": file_digests(repo_root, files, memo),
         "versions": versions(),
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)

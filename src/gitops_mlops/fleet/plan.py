@@ -123,13 +123,15 @@ def discover(tracked: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
-def facts_of(spec: Spec, path: str, root: Path, tracked: Sequence[str]) -> Facts:
+def facts_of(
+    spec: Spec, path: str, root: Path, tracked: Sequence[str], memo: dict[str, str] | None = None
+) -> Facts:
     return Facts(
         spec=path,
         name=spec.metadata.name,
         dependencies=tuple(dependency_files(spec, root, [])),
         inputs=spec.inputs,
-        cache_key=cache_key(spec, root, tracked),
+        cache_key=cache_key(spec, root, tracked, memo),
         promote_to=",".join(push_environments(spec)),
     )
 
@@ -182,7 +184,8 @@ def find(folder: Path, name: str) -> Spec:
 
 def gather(paths: Sequence[Path], model: str | None = None) -> list[Facts]:
     """The facts of every tracked spec under `paths` (a folder, or spec files)."""
-    root, tracked = repository(paths[0] if paths else Path.cwd())
+    root, listed = repository(paths[0] if paths else Path.cwd())
+    tracked = tuple(listed)
     within = [p.absolute() for p in paths]
     specs = load_all(root, tracked, within)
     if model is not None:
@@ -191,7 +194,8 @@ def gather(paths: Sequence[Path], model: str | None = None) -> list[Facts]:
             known = ", ".join(sorted(s.metadata.name for _, s in specs)) or "none"
             raise MlopsError(f"no tracked mlops.yaml names a model {model!r} (models: {known})")
         specs = chosen
-    return [facts_of(spec, path, root, tracked) for path, spec in specs]
+    memo: dict[str, str] = {}  # file digests, shared by the specs
+    return [facts_of(spec, path, root, tracked, memo) for path, spec in specs]
 
 
 def _duplicates(found: Sequence[tuple[Spec, Facts]]) -> list[Diagnostic]:

@@ -42,6 +42,7 @@ def module_allowed(module: str, allowed: tuple[str, ...]) -> bool:
     return any(module == top or module.startswith(top + ".") for top in ("sklearn", *allowed))
 
 
+@cache  # immutable answers; `mlops plan` validates many specs naming the same estimators
 def resolve(path: str, allowed: tuple[str, ...]) -> EstimatorInfo:
     module, _, name = path.rpartition(".")
     if not module_allowed(module, allowed):
