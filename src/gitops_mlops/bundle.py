@@ -1,9 +1,10 @@
 """The model bundle: `model/model.skops` plus `model/manifest.json`.
 
-skops never unpickles: loading names every type the file will build, and we build only types
-from trusted modules. Its archive is made canonical (entries renamed and ordered by first use,
-fixed timestamps, object ids renumbered) so the same model gives the same bytes, and the model
-version, a prefix of the bundle digest, is stable across reruns.
+skops never unpickles: loading names every type the file will build, and we build only the
+exact types `serving.trust` accepts, after checking the file's sha256 against the manifest
+(`load_verified`, `served`, `check_model`). Its archive is made canonical (entries renamed and
+ordered by first use, fixed timestamps, object ids renumbered) so the same model gives the
+same bytes, and the model version, a prefix of the bundle digest, is stable across reruns.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.serving.trust import UntrustedModelError
+
+if TYPE_CHECKING:
+    from gitops_mlops.serving.model import ServedModel
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -33,7 +38,8 @@ _NPY = re.compile(r"\d+\.npy")
 
 
 class UntrustedModel(MlopsError):
-    """A model file that would build types from modules we do not trust."""
+    """A model refused: its file does not match its manifest, or it would build types we do
+    not trust. Not a bug: the message says what was refused and why."""
 
 
 def sha256_file(path: Path) -> str:
@@ -164,8 +170,9 @@ def _helper_main() -> NoReturn:
 
 
 def load_model(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
-    """Load a skops model, building only types from trusted modules (the server's loader)."""
-    from gitops_mlops.serving.model import UntrustedModelError, load_trusted
+    """Load a skops file that has no manifest yet (a training command's output), building
+    only trusted types. Files of a bundle are loaded with `load_verified`."""
+    from gitops_mlops.serving.model import load_trusted
 
     if not path.is_file():
         raise MlopsError(f"{path}: model file not found")
@@ -173,6 +180,52 @@ def load_model(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
         return load_trusted(path, allow_modules)
     except UntrustedModelError as err:
         raise UntrustedModel(str(err)) from None
+
+
+def served(folder: Path, allow_modules: tuple[str, ...]) -> ServedModel:
+    """The bundle's model as the server loads it: its sha256 checked against the manifest
+    before it is read, then built with the types `allow_modules` (the spec's) trusts."""
+    from gitops_mlops.serving import model
+
+    try:
+        _check_recorded(model.read_manifest(folder), allow_modules, folder)
+        return model.load(folder, allow_modules)
+    except UntrustedModelError as err:
+        raise UntrustedModel(str(err)) from None
+
+
+def load_verified(folder: Path, allow_modules: tuple[str, ...]) -> Any:
+    """The bundle's model object (see `served`)."""
+    return served(folder, allow_modules).model
+
+
+def check_model(folder: Path, allow_modules: tuple[str, ...]) -> dict[str, Any]:
+    """The manifest, once the model matches it and would build only trusted types (nothing
+    is deserialised): for commands that hand the bundle to a server or an image."""
+    from gitops_mlops.serving import model
+
+    manifest = read_manifest(folder)  # every file of the bundle, not only the model
+    try:
+        model.check(folder, allow_modules)
+    except UntrustedModelError as err:
+        raise UntrustedModel(str(err)) from None
+    _check_recorded(manifest, allow_modules, folder)
+    return manifest
+
+
+def _check_recorded(
+    manifest: Mapping[str, Any], allow_modules: tuple[str, ...], folder: Path
+) -> None:
+    """The server trusts the manifest's allow_modules: it may not list more than the spec."""
+    from gitops_mlops.serving.model import allowed_in
+
+    extra = [m for m in allowed_in(dict(manifest)) if m not in allow_modules]
+    if extra:
+        raise UntrustedModel(
+            f"{folder / MANIFEST_FILE}: refusing the model: its manifest trusts modules the "
+            f"spec's model.allow_modules does not list ({', '.join(extra)}); retrain with "
+            "this spec"
+        )
 
 
 def model_version(model_digest: str) -> str:
@@ -200,9 +253,18 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise MlopsError(f"{path}: not found; run `mlops train` first") from None
     except json.JSONDecodeError as err:
         raise MlopsError(f"{path}: not valid JSON ({err})") from None
-    for name, digest in loaded.get("files", {}).items():
-        if sha256_file(folder / name) != digest:
-            raise MlopsError(f"{folder / name}: sha256 differs from the manifest; retrain")
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("files"), dict):
+        raise MlopsError(f"{path}: not a model manifest (no `files`); retrain")
+    for name, digest in loaded["files"].items():
+        file = folder / str(name)
+        if Path(str(name)).name != name or not file.is_file():
+            raise UntrustedModel(f"{path}: refusing it: it lists {name!r}, not a file beside it")
+        actual = sha256_file(file)
+        if actual != digest:
+            raise UntrustedModel(
+                f"{file}: refusing it: its sha256 is {actual}, but manifest.json records "
+                f"{digest}. The file changed after training; retrain (`mlops train`)"
+            )
     return loaded
 
 

@@ -417,12 +417,16 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.bundle import check_model
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.serving.__main__ import main as serve
+    from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
     if not (run_dir.model_dir / "model.skops").is_file():
         raise MlopsError(f"{run_dir.model_dir}: no model.skops; train first (`mlops run`)")
+    # Refuse a tampered or untrusted model here, as an error, before a server starts.
+    check_model(run_dir.model_dir, load(run_dir.spec_path()).model.allow_modules)
     console.say(f"serving {run_dir.model_dir} on http://{args.host}:{args.port}/v2 (Ctrl-C stops)")
     return serve(
         [

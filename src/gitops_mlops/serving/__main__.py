@@ -21,6 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("MLOPS_PORT", "8080")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("MLOPS_WORKERS", "1")))
     args = parser.parse_args(argv)
+    from gitops_mlops.serving.model import check
+    from gitops_mlops.serving.trust import UntrustedModelError
+
+    try:  # a refused model is an error message and exit 1, not a server traceback
+        check(args.model_dir)
+    except UntrustedModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     import uvicorn
 
     os.environ["MLOPS_MODEL_DIR"] = str(args.model_dir)

@@ -10,14 +10,16 @@ import hashlib
 import importlib
 import json
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# Modules whose types a model file may build. Anything else is refused before loading.
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
+from gitops_mlops.serving import trust
+from gitops_mlops.serving.trust import UntrustedModelError
+
+MODEL_FILE = "model.skops"
+MANIFEST_FILE = "manifest.json"
 
 _DATATYPES = {
     "float64": "FP64",
@@ -26,10 +28,6 @@ _DATATYPES = {
     "int32": "INT32",
     "bool": "BOOL",
 }
-
-
-class UntrustedModelError(Exception):
-    """A model file that would build types from modules we do not trust, or no skops file."""
 
 
 def import_skops() -> ModuleType:
@@ -56,22 +54,76 @@ def _no_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
     return []
 
 
-def load_trusted(path: Path, allow_modules: tuple[str, ...] = ()) -> Any:
-    """Load a skops file, building only types from trusted modules (never unpickling)."""
+def load_trusted(path: Path, allow_modules: tuple[str, ...] = (), data: bytes | None = None) -> Any:
+    """Load a skops file, building only the exact types `trust.audit` accepts (never pickle).
+
+    Check the file's sha256 first (`verified_bytes`) and pass the bytes that were checked as
+    `data`, so the file cannot change between the check and the load.
+    """
+    if data is None:
+        data = _read(path)
+    names = trust.audit(data, path, allow_modules)
     skops_io = import_skops()
-    try:
-        untrusted = skops_io.get_untrusted_types(file=path)
-    except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as err:
-        raise UntrustedModelError(f"{path}: not a skops model file ({err})") from None
-    trusted_roots = (*TRUSTED_MODULES, *allow_modules)
-    refused = [t for t in untrusted if t.split(".")[0] not in trusted_roots]
-    if refused:
+    try:  # skops checks the file again, against exactly the names the audit accepted
+        return skops_io.loads(data, trusted=names)
+    except Exception as err:  # whatever a hostile file makes skops raise
         raise UntrustedModelError(
-            f"{path}: refusing to load types from untrusted modules: {', '.join(refused)}. "
-            "Models may only hold scikit-learn, numpy and scipy types (or modules listed in "
-            "model.allow_modules)."
+            f"{path}: refusing to load it: skops could not build it ({type(err).__name__}: {err})"
+        ) from None
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UntrustedModelError(f"{path}: cannot read the model's manifest ({err})") from None
+    if not isinstance(manifest, dict):
+        raise UntrustedModelError(f"{path}: the model's manifest is not a JSON object")
+    return manifest
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UntrustedModelError(f"{path}: cannot read the model file ({err})") from None
+
+
+def verified_bytes(model_dir: Path) -> tuple[dict[str, Any], bytes]:
+    """The manifest and the model file's bytes, once they match the sha256 it records.
+
+    This is integrity, not trust: a manifest next to the model can be rewritten with it.
+    """
+    manifest = read_manifest(model_dir)
+    path = model_dir / MODEL_FILE
+    data = _read(path)
+    expected = (manifest.get("files") or {}).get(MODEL_FILE)
+    actual = hashlib.sha256(data).hexdigest()
+    if expected != actual:
+        raise UntrustedModelError(
+            f"{path}: refusing to load it: its sha256 is {actual}, but manifest.json records "
+            f"{expected}. The file changed after training; retrain, or restore the trained file"
         )
-    return skops_io.load(path, trusted=untrusted)
+    return manifest, data
+
+
+def check(model_dir: Path, allow_modules: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The manifest, once the file matches it and would build only trusted types.
+
+    Nothing is deserialised. `allow_modules` defaults to the manifest's (what training
+    recorded); callers that hold the spec pass the spec's.
+    """
+    manifest, data = verified_bytes(model_dir)
+    allowed = allow_modules if allow_modules is not None else allowed_in(manifest)
+    trust.audit(data, model_dir / MODEL_FILE, allowed)
+    return manifest
+
+
+def allowed_in(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The `model.allow_modules` that training recorded in the manifest."""
+    recorded = manifest.get("allow_modules") or ()
+    return tuple(str(m) for m in recorded) if isinstance(recorded, list) else ()
 
 
 def datatype_of(dtype: str) -> str:
@@ -109,22 +161,26 @@ class ServedModel:
         return "FP64" if kinds <= {int, float} else "BYTES"
 
 
-def load(model_dir: Path) -> ServedModel:
-    """The model and its manifest from a bundle folder (model.skops + manifest.json)."""
-    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    path = model_dir / "model.skops"
-    # Trusting sklearn types includes tree node arrays that predict indexes unchecked, so the
-    # file must be the one that was trained: its sha256 is in the manifest.
-    expected = manifest.get("files", {}).get("model.skops")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if expected != actual:
-        raise UntrustedModelError(f"{path}: sha256 {actual} is not the manifest's {expected}")
-    model = load_trusted(path, tuple(manifest.get("allow_modules", ())))
-    features = tuple(Feature(f["name"], datatype_of(f["dtype"])) for f in manifest["features"])
+def load(model_dir: Path, allow_modules: tuple[str, ...] | None = None) -> ServedModel:
+    """The model and its manifest from a bundle folder (model.skops + manifest.json).
+
+    The file is checked against the manifest's sha256 before it is read, then built with
+    trusted types only (see `check` for `allow_modules`).
+    """
+    manifest, data = verified_bytes(model_dir)
+    allowed = allow_modules if allow_modules is not None else allowed_in(manifest)
+    model = load_trusted(model_dir / MODEL_FILE, allowed, data)
+    try:
+        features = tuple(Feature(f["name"], datatype_of(f["dtype"])) for f in manifest["features"])
+        name, version = str(manifest["name"]), str(manifest["model_version"])
+    except (KeyError, TypeError) as err:
+        raise UntrustedModelError(
+            f"{model_dir / MANIFEST_FILE}: the manifest lacks {err}; retrain"
+        ) from None
     classes = manifest.get("classes")
     return ServedModel(
-        name=str(manifest["name"]),
-        version=str(manifest["model_version"]),
+        name=name,
+        version=version,
         model=model,
         features=features,
         classes=tuple(classes)

@@ -287,10 +287,9 @@ def smoke_test(
     """Run the image, send the smoke request, and compare with the local model's answer."""
 
     from gitops_mlops.serving import protocol
-    from gitops_mlops.serving.model import load
 
     request = _smoke_request(ctx, manifest)
-    local = load(ctx.run.model_dir)
+    local = bundle.served(ctx.run.model_dir, ctx.spec.model.allow_modules)
     columns, rows = protocol.columns(local, request)
     expected = local.model.predict(protocol.frame(local, columns))
     port = ctx.spec.container.port if ctx.spec.container else 8080
@@ -443,7 +442,8 @@ def _reuse(
 def build(ctx: BuildContext) -> BuildResult:
     if ctx.spec.container is None:
         return BuildResult(False, "the spec has no `container:` section", {})
-    manifest = bundle.read_manifest(ctx.run.model_dir)
+    # The image's server trusts what the manifest records: check it against the spec first.
+    manifest = bundle.check_model(ctx.run.model_dir, ctx.spec.model.allow_modules)
     version = str(manifest["model_version"])
     client, why = docker.connect(ctx.env)
     if ctx.push:

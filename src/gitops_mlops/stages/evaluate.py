@@ -41,7 +41,7 @@ def evaluate(ctx: EvaluateContext) -> dict[str, Any]:
     model = (
         ctx.model
         if ctx.model is not None
-        else bundle.load_model(run.model_file, spec.model.allow_modules)
+        else bundle.load_verified(run.model_dir, spec.model.allow_modules)
     )
     data = ctx.data or _reload(spec, run)
     names = [n for n in spec.evaluation.metrics if metrics.METRICS[n].needs != "latency"]

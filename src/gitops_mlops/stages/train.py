@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from gitops_mlops import bundle, datasets
+from gitops_mlops.errors import MlopsError
 from gitops_mlops.integrations import dask, git
 from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.spec.model import Spec
@@ -58,6 +59,11 @@ def train(ctx: TrainContext) -> TrainResult:
     manifest = bundle.write_manifest(
         run.model_dir, _manifest_fields(spec, data, model, version, digest, details)
     )
+    if manifest["files"].get(bundle.MODEL_FILE) != digest:
+        raise MlopsError(
+            f"{run.model_file} changed while it was written (its sha256 is not the one of the "
+            "model just saved); train again"
+        )
     write_json(run.run_json, {"spec": str(spec.file.resolve()), "spec_digest": spec.digest})
     return TrainResult(model, version, manifest, data)
 
@@ -212,6 +218,8 @@ def _manifest_fields(
         "seed": spec.model.seed,
         "task": spec.task,
         "params": _jsonable(dict(spec.model.params)),
+        # The server trusts the classes of these modules (see serving.trust).
+        "allow_modules": list(spec.model.allow_modules),
         **_jsonable(details),
         "versions": _versions(),
         "target": data.target,
