@@ -81,6 +81,28 @@ def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_columns(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from gitops_mlops.stages.columns import columns
+
+    found = columns(Path(args.spec), args.spec)
+    if args.format == "json":
+        console.print(json.dumps([d.to_json() for d in found], indent=2))
+        return 0
+    for dataset in found:
+        read = dataset.columns
+        console.print(
+            f"{dataset.key}: {read.source} ({read.format}; dtypes from {read.dtypes_from})"
+        )
+        width = max(len(c.name) for c in read.columns)
+        for column in read.columns:
+            console.print(
+                f"  {column.name:<{width}}  {column.dtype or '?':<14} {dataset.roles[column.name]}"
+            )
+    return 0
+
+
 def _cmd_metrics(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.metrics import METRICS
 
@@ -579,6 +601,13 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")
     schema.set_defaults(handler=_cmd_schema)
+
+    columns = commands.add_parser(
+        "columns", help="show the columns and dtypes of a spec's data (reads headers only)"
+    )
+    columns.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
+    columns.add_argument("--format", choices=("text", "json"), default="text")
+    columns.set_defaults(handler=_cmd_columns)
 
     metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
     metrics.set_defaults(handler=_cmd_metrics)

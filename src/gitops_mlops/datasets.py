@@ -13,21 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gitops_mlops import bundle, data_url
+from gitops_mlops import builtin_datasets, bundle, data_url
 from gitops_mlops.errors import DataUnavailable
 from gitops_mlops.spec.model import Dataset, Spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BUILTIN_LOADERS = {
-    "iris": "load_iris",
-    "wine": "load_wine",
-    "breast_cancer": "load_breast_cancer",
-    "diabetes": "load_diabetes",
-    "digits": "load_digits",
-}
-BUILTIN_TARGET = "target"
+BUILTIN_TARGET = builtin_datasets.TARGET
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,7 @@ def _read(
     if dataset.builtin is not None:
         from sklearn import datasets
 
-        loader = getattr(datasets, BUILTIN_LOADERS[dataset.builtin])
+        loader = getattr(datasets, builtin_datasets.BUILTINS[dataset.builtin].loader)
         frame: pd.DataFrame = loader(as_frame=True).frame
         hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
         return frame, hashlib.sha256(hashed).hexdigest()

@@ -61,7 +61,7 @@ MODULES_PROBE = """
 import sys
 from gitops_mlops.cli import main
 code = main(["validate", sys.argv[1]])
-heavy = sorted(m for m in ("sklearn", "numpy", "scipy", "pandas") if m in sys.modules)
+heavy = sorted(m for m in ("sklearn", "numpy", "scipy", "pandas", "pyarrow") if m in sys.modules)
 print("HEAVY=" + ",".join(heavy))
 sys.exit(code)
 """
@@ -76,6 +76,27 @@ def test_validation_does_not_import_scikit_learn_or_numpy(spec: Path) -> None:
     result = run(PYTHON, "-c", MODULES_PROBE, str(spec))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("HEAVY="), result.stdout
+
+
+def test_checking_columns_reads_headers_without_numpy_or_pyarrow(tmp_path: Path) -> None:
+    """A CSV header and a Parquet footer are read with the standard library alone."""
+    import pandas as pd
+
+    (tmp_path / ".git").mkdir()
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]})
+    frame.to_parquet(tmp_path / "train.parquet")
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(
+        (SPECS / "valid" / "minimal.yaml")
+        .read_text()
+        .replace("{builtin: iris}", "{path: train.parquet, target: y, features: [x, z]}")
+    )
+    result = run(PYTHON, "-c", MODULES_PROBE, str(spec))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "feature column 'z' is not in train.parquet" in result.stdout
+    assert result.stdout.strip().endswith("HEAVY="), result.stdout
+    csv = run(PYTHON, "-c", MODULES_PROBE, str(ROOT / "examples" / "diabetes-csv" / "mlops.yaml"))
+    assert csv.returncode == 0 and csv.stdout.strip().endswith("HEAVY="), csv.stdout
 
 
 def test_check_jsonschema_agrees_on_the_examples() -> None:

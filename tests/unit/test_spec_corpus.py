@@ -225,8 +225,8 @@ def test_a_check_that_compares_parts_waits_for_their_schema_errors(tmp_path: Pat
     # not reported as unknown (that would blame the wrong line), only the names themselves.
     spec = tmp_path / "mlops.yaml"
     spec.write_text(
-        (SPECS / "valid" / "minimal.yaml").read_text()
-        + "evaluation:\n  slices: [{name: 'long petals', where: {column: a, op: '>', value: 1}}]\n"
+        (SPECS / "valid" / "minimal.yaml").read_text() + "evaluation:\n  slices:\n"
+        "    - {name: 'long petals', where: {column: petal length (cm), op: '>', value: 1}}\n"
         "gate:\n  champion: Prod\n  thresholds: [{metric: accuracy, slice: long petals, min: 0}]\n"
         "promotion:\n  environments: [{name: Prod}]\n"
     )

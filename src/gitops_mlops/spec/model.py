@@ -10,19 +10,14 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from gitops_mlops import metrics
+from gitops_mlops.builtin_datasets import BUILTINS
 from gitops_mlops.errors import Diagnostic, SpecError
 from gitops_mlops.metrics import Task
 
 _LAST_PART = re.compile(r"(\.[^.\[]+|\[\d+\])$")
 Builtin = Literal["iris", "wine", "breast_cancer", "diabetes", "digits"]
 # Classes per builtin dataset (0: regression); lets validation reject e.g. roc_auc on iris.
-BUILTIN_CLASSES: dict[str, int] = {
-    "iris": 3,
-    "wine": 3,
-    "breast_cancer": 2,
-    "digits": 10,
-    "diabetes": 0,
-}
+BUILTIN_CLASSES: dict[str, int] = {name: len(d.classes) for name, d in BUILTINS.items()}
 
 
 @dataclass(frozen=True)

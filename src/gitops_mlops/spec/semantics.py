@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from gitops_mlops import data_url, globs, metrics
+from gitops_mlops import builtin_datasets, data_columns, data_url, globs, metrics
 from gitops_mlops.errors import Diagnostic
 from gitops_mlops.spec.document import Document, PathKey
 from gitops_mlops.spec.estimator import EstimatorError, resolve
@@ -40,6 +40,7 @@ class _Checker:
         self.invalid = invalid
         self.found: list[Diagnostic] = []
         self.task: str | None = self.value(("task",), None)
+        self.local_data: set[PathKey] = set()  # datasets whose file is in the repository
 
     # --- reading the parts the schema accepted ----------------------------------------
     def value(self, path: PathKey, default: Any = _MISSING) -> Any:
@@ -120,7 +121,8 @@ class _Checker:
         if not self.printable(path):
             return
         if not data_url.is_url(value):
-            self.repo_path(path)
+            if self.repo_path(path):
+                self.local_data.add(path[:-1])
         elif (problem := data_url.problem(value)) is not None:
             self.error(path, problem)
 
@@ -137,22 +139,25 @@ class _Checker:
         )
         return False
 
-    def repo_path(self, path: PathKey) -> None:
+    def repo_path(self, path: PathKey) -> bool:
         """A path in the spec must resolve inside the repository, symlinks included."""
         value: str = self.value(path)
         if not self.printable(path):
-            return
+            return False
         if _is_absolute(value):
             self.error(path, f"{value!r} is absolute; give a path relative to the spec's folder")
-            return
+            return False
         joined = Path(os.path.normpath(self.spec_dir.absolute() / value))
         root = self.repo_root.absolute()
         if not _inside(joined, root):
             self.error(path, f"{value!r} leaves the repository (..); keep data inside it")
-        elif not _inside(joined.resolve(), root.resolve()):
+            return False
+        if not _inside(joined.resolve(), root.resolve()):
             self.error(
                 path, f"{value!r} is a symlink that leaves the repository; keep data inside it"
             )
+            return False
+        return True
 
     def inputs(self) -> None:
         """`inputs:` globs must parse and stay inside the repository."""
@@ -160,6 +165,91 @@ class _Checker:
             reason = globs.problem(pattern)
             if reason is not None:
                 self.error(("inputs", index), reason)
+
+    # --- columns ----------------------------------------------------------------------
+    def columns(self) -> None:
+        """Target, features and slice columns against the data's header (after `data`)."""
+        train = self.dataset_columns(("data", "train"))
+        target = self.value(("data", "train", "target"), None)
+        if target is None and self.value(("data", "train", "builtin"), None) is not None:
+            target = builtin_datasets.TARGET
+        if train is not None and target is not None and target not in train.names:
+            self.missing_column(("data", "train", "target"), "target", target, train)
+        for i, name in self.items(("data", "train", "features")):
+            if train is not None and name not in train.names:
+                self.missing_column(("data", "train", "features", i), "feature", name, train)
+        features = self.features(train, target)
+        if train is not None and target not in train.names:
+            target = None  # reported above; not used again, so it is reported once
+        if features is not None and target is not None:
+            features = [f for f in features if train is None or f in train.names]
+            self.slice_columns([*features, target])
+        test = self.dataset_columns(("data", "test"))
+        if test is not None and features is not None and target is not None:
+            self.test_columns(test, train, [*features, target])
+
+    def dataset_columns(self, path: PathKey) -> data_columns.DataColumns | None:
+        """The columns of a dataset, when they can be known without reading rows."""
+        builtin = self.value((*path, "builtin"), None)
+        if builtin is not None:
+            return data_columns.of_builtin(builtin)
+        location = self.value((*path, "path"), None)
+        if path not in self.local_data or location is None:
+            return None  # a URL (syntax only), or a path already reported
+        if not (self.spec_dir / location).is_file():
+            return None  # training says so; data may be fetched (e.g. `dvc pull`) before it
+        try:
+            return data_columns.read(location, self.spec_dir, self.value((*path, "format"), None))
+        except data_columns.ColumnsError as err:
+            self.error((*path, "path"), str(err))
+            return None
+
+    def features(
+        self, train: data_columns.DataColumns | None, target: str | None
+    ) -> list[str] | None:
+        """The model's input columns: `features:`, else every column but the target."""
+        if self.value(("data", "train", "features")) is not _MISSING:
+            if not self.clean(("data", "train", "features")):
+                return None
+            return list(self.value(("data", "train", "features")))
+        if train is None:
+            return None
+        return [c for c in train.names if c != target]
+
+    def missing_column(
+        self, path: PathKey, role: str, name: str, found: data_columns.DataColumns
+    ) -> None:
+        hint = did_you_mean(name, found.names) or f" (columns: {_some(found.names)})"
+        self.error(path, f"{role} column {name!r} is not in {found.source}{hint}")
+
+    def slice_columns(self, available: list[str]) -> None:
+        for i, _ in enumerate(self.value(("evaluation", "slices"), [])):
+            path: PathKey = ("evaluation", "slices", i, "where", "column")
+            column = self.value(path, None)
+            if column is None or column in available:
+                continue
+            hint = did_you_mean(column, available) or f" (columns: {_some(available)})"
+            self.error(
+                path,
+                f"slice column {column!r} is not a feature or the target of the model{hint}",
+            )
+
+    def test_columns(
+        self,
+        test: data_columns.DataColumns,
+        train: data_columns.DataColumns | None,
+        needed: list[str],
+    ) -> None:
+        """The rule training applies: the test data has the model's columns and no others."""
+        missing = [c for c in needed if c not in test.names]
+        extra = [c for c in test.names if train is not None and c not in train.names]
+        parts = [f"missing {_some(missing)}"] if missing else []
+        parts += [f"not in the training data: {_some(extra)}"] if extra else []
+        if parts:
+            self.error(
+                ("data", "test", "path"),
+                f"test data columns differ from the training data ({'; '.join(parts)})",
+            )
 
     # --- model ------------------------------------------------------------------------
     def model(self) -> None:
@@ -435,6 +525,7 @@ def check(
     """Every semantic problem in the parts of `doc` that have no schema error (`invalid`)."""
     checker = _Checker(doc, spec_dir, repo_root, invalid)
     checker.data()
+    checker.columns()
     checker.inputs()
     checker.model()
     checker.evaluation()
@@ -444,12 +535,28 @@ def check(
     return checker.found
 
 
+def data_path_problems(
+    doc: Document, spec_dir: Path, repo_root: Path, invalid: frozenset[PathKey]
+) -> list[Diagnostic]:
+    """The checks of `data.train.path` and `data.test.path` alone (what reading them needs)."""
+    checker = _Checker(doc, spec_dir, repo_root, invalid)
+    for key in ("train", "test"):
+        if checker.value(("data", key, "path")) is not _MISSING:
+            checker.data_path(("data", key, "path"))
+    return checker.found
+
+
 def repository_root(spec_dir: Path) -> Path:
     """The enclosing git work tree, or the spec's folder when it is not in one."""
     for folder in (spec_dir, *spec_dir.parents):
         if (folder / ".git").exists():
             return folder
     return spec_dir
+
+
+def _some(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _child(value: Any, part: str | int) -> Any:
