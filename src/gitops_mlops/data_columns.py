@@ -17,6 +17,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -94,19 +96,26 @@ def from_stream(stream: IO[bytes], kind: Format, shown: str, dtypes: bool = Fals
     return _csv_dtypes(stream, shown)
 
 
-def open_data(location: str, base: Path) -> IO[bytes]:
-    """The bytes of a data file, for reading its header or footer (seekable)."""
+@contextmanager
+def open_data(location: str, base: Path) -> Iterator[IO[bytes]]:
+    """The bytes of a data file, seekable, for reading its header or footer.
+
+    A URL is where remote reading plugs in (ranged reads: a header or a footer, never the
+    whole object); `mlops validate` never gets here for a URL (it checks the syntax only).
+    """
     if data_url.is_url(location):
         raise ColumnsError(
             f"{data_url.display(location)}: reading the columns of remote data is not "
             "supported yet; validation checks a URL's syntax only"
         )
     try:
-        return (base / location).open("rb")
+        handle = (base / location).open("rb")
     except FileNotFoundError:
         raise ColumnsError(f"data file {location!r} not found (under {base})") from None
     except OSError as err:
         raise ColumnsError(f"cannot open {location!r}: {err.strerror}") from None
+    with handle:
+        yield handle
 
 
 def _csv_header(stream: IO[bytes], shown: str) -> list[str]:
