@@ -80,13 +80,48 @@ def read_base_file(spec: Spec, github: GitHubSettings, path: str) -> str | None:
     configured = spec.promotion.repository if spec.promotion else None
     folder = spec.root / configured if configured is not None else None
     if folder is not None and folder.is_dir() and not _is_git(folder):
-        file = folder / path
-        return file.read_text(encoding="utf-8") if file.is_file() else None
+        return _read_plain(folder, path)
     url, _, token = remote(spec, github)
     base = spec.promotion.base if spec.promotion else "main"
     with tempfile.TemporaryDirectory(prefix="mlops-read-") as tmp:
         checkout = Checkout.clone(url, Path(tmp) / "repo", base, token, depth=1)
+        refuse_links(checkout, "HEAD", [path], f"{url} ({base})")
         return checkout.show("HEAD", path)
+
+
+class LinkInRepository(MlopsError):
+    """A path the tool reads or writes in the GitOps repository goes through a symbolic link."""
+
+
+def refuse_links(checkout: Checkout, ref: str, paths: list[str], where: str) -> None:
+    """Refuse when any of `paths` (or a folder above one) is a symbolic link at `ref`.
+
+    A link in someone else's repository can name any file on this machine: reading through
+    it leaks the file into a pull request, writing through it overwrites the file.
+    """
+    for path in paths:
+        link = checkout.link_on_path(ref, path)
+        if link is not None:
+            raise _link_error(where, path, link)
+
+
+def _link_error(where: str, path: str, link: str) -> LinkInRepository:
+    what = "" if link == path else f" ({link}, a folder above it)"
+    return LinkInRepository(
+        f"{where}: {path}: a symbolic link{what}; promotion never reads or writes through "
+        f"links, which can lead out of the repository. Commit the real file in place of "
+        f"{link}, or point mlops.yaml at the real path"
+    )
+
+
+def _read_plain(folder: Path, path: str) -> str | None:
+    """A file of a plain local folder, refusing any symbolic link on the way to it."""
+    current = folder
+    for part in Path(path).parts:
+        current = current / part
+        if current.is_symlink():
+            raise _link_error(str(folder), path, str(current.relative_to(folder)))
+    return current.read_text(encoding="utf-8") if current.is_file() else None
 
 
 def _is_git(folder: Path) -> bool:

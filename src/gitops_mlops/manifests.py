@@ -133,7 +133,10 @@ def _put(text: str, mapping: yaml.MappingNode, key: str, value: str, edits: list
     at = end.index - 1 if end.column == 0 else end.index
     newline = text.find("\n", at)
     at = len(text) if newline < 0 else newline
-    edits.append(_Edit(at, at, "\n" + " " * indent + f"{key}: {rendered}"))
+    crlf = text[at - 1 : at] == "\r" if newline >= 0 else "\r\n" in text
+    at -= 1 if newline >= 0 and crlf else 0
+    # The new line ends like the file's lines do (CRLF files stay CRLF).
+    edits.append(_Edit(at, at, ("\r\n" if crlf else "\n") + " " * indent + f"{key}: {rendered}"))
 
 
 def _documents(text: str, file: str) -> list[yaml.Node]:
@@ -222,6 +225,80 @@ def _container(
         raise ManifestError(
             f"{target.file}: no workload has a container named {target.container!r}"
         )
+
+
+def in_style_of(text: str, original: str | None) -> str:
+    """`text` (LF, no BOM) with the line endings and byte order mark of `original`, the file
+    it replaces: rewriting a CRLF file must not change every line."""
+    if original is None:
+        return text
+    if "\r\n" in original:
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    if original.startswith("\ufeff") and not text.startswith("\ufeff"):
+        text = "\ufeff" + text
+    return text
+
+
+def check_repository(text: str, target: Target, image: Image) -> None:
+    """Refuse a digest or tag pinned next to a repository name that is not the image's.
+
+    A Helm-style `image: {repository: …, digest: …}` target that sets only `digest` would
+    otherwise run the pushed image's digest under another repository's name (which pulls
+    nothing, or another image). `text` is the file with every target applied, so a
+    `value: repository` target anywhere in the environment settles it.
+    """
+    if target.yaml_path is None or target.value not in ("digest", "tag"):
+        return
+    *parent_path, _ = target.yaml_path.split(".")
+    for doc in _documents(text, target.file):
+        parent = _walk(doc, parent_path)
+        if not isinstance(parent, yaml.MappingNode):
+            continue
+        named = _repository_named(parent)
+        if named is None:
+            continue
+        shown, node, key = named
+        if shown == image.repository or (
+            key == "registry" and image.repository.startswith(shown + "/")
+        ):
+            continue
+        where = f"{target.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        path = ".".join([*parent_path, key])
+        fix = (
+            f"add the target {{file: {target.file}, yaml_path: {path}, value: repository}} to "
+            "this environment, so both are pinned"
+        )
+        if key == "registry" or _get(parent, "registry") is not None:
+            fix = (
+                f"the values beside it must name {image.repository} together: set them, or "
+                f"drop `registry` and {fix}"
+            )
+        raise ManifestError(
+            f"{where}: {path} names {shown!r}, but the image pushed is {image.repository}; "
+            f"pinning its {target.value} at {target.yaml_path} would run it under another "
+            f"repository's name. To fix, {fix}"
+        )
+
+
+def _repository_named(mapping: yaml.MappingNode) -> tuple[str, yaml.Node, str] | None:
+    """The image repository a mapping's `repository`/`registry`/`image` values name."""
+    values = {
+        key: found[1]
+        for key in ("repository", "registry", "image")
+        if (found := _get(mapping, key)) is not None and _scalar_value(found[1]) is not None
+    }
+    registry = _scalar_value(values["registry"]) if "registry" in values else None
+    if "repository" in values:
+        repository = str(_scalar_value(values["repository"]))
+        shown = f"{registry}/{repository}" if registry else repository
+        return shown, values["repository"], "repository"
+    if "image" in values:
+        reference = str(_scalar_value(values["image"])).partition("@")[0]
+        name, _, tag = reference.rpartition(":")
+        return (name if name and "/" not in tag else reference), values["image"], "image"
+    if registry is not None:
+        return registry, values["registry"], "registry"
+    return None
 
 
 def update(text: str, target: Target, image: Image) -> str:

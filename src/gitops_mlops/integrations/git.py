@@ -13,6 +13,7 @@ from gitops_mlops.errors import MlopsError
 
 BOT_NAME = "gitops-mlops"
 BOT_EMAIL = "gitops-mlops@users.noreply.github.com"
+SYMLINK_MODE = "120000"  # git's file mode of a symbolic link
 
 
 class GitError(MlopsError):
@@ -126,6 +127,22 @@ class Checkout:
     token: str | None = None
 
     def git(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
+        """git's output as text (newlines translated: for git's own messages, not files)."""
+        result = self._run(args, None, env)
+        if check and result.returncode != 0:
+            raise self._failed(args, result.stderr)
+        return result.stdout.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+    def raw(self, *args: str, data: bytes | None = None) -> bytes:
+        """git's output as bytes, with `data` on its standard input: file contents exactly."""
+        result = self._run(args, data, None)
+        if result.returncode != 0:
+            raise self._failed(args, result.stderr)
+        return result.stdout
+
+    def _run(
+        self, args: tuple[str, ...], data: bytes | None, env: Mapping[str, str] | None
+    ) -> subprocess.CompletedProcess[bytes]:
         environment = {
             **os.environ,
             "GIT_TERMINAL_PROMPT": "0",
@@ -136,19 +153,19 @@ class Checkout:
             **_auth_env(self.token),
             **(env or {}),
         }
-        result = subprocess.run(
+        return subprocess.run(
             ["git", *args],
             cwd=self.folder if self.folder.exists() else None,
             env=environment,
+            input=data,
             capture_output=True,
-            text=True,
             timeout=300,
             check=False,
         )
-        if check and result.returncode != 0:
-            detail = result.stderr.strip().replace(self.token or "\0", "***")
-            raise GitError(f"git {args[0]} failed: {detail}")
-        return result.stdout
+
+    def _failed(self, args: tuple[str, ...], stderr: bytes) -> GitError:
+        detail = stderr.decode("utf-8", errors="replace").strip()
+        return GitError(f"git {args[0]} failed: {detail.replace(self.token or chr(0), '***')}")
 
     @classmethod
     def clone(
@@ -172,10 +189,67 @@ class Checkout:
         return self.git("rev-parse", f"refs/remotes/origin/{branch}").strip()
 
     def show(self, ref: str, path: str) -> str | None:
-        """A file's text at `ref`, or None when it does not exist there."""
+        """A file's text at `ref` exactly as committed (line endings, BOM), or None when it
+        does not exist there. A symbolic link gives the path it holds, never what it names."""
         if not self._exists(ref, path):
             return None
-        return self.git("show", f"{ref}:{path}")
+        raw = self.raw("cat-file", "blob", f"{ref}:{path}")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise GitError(
+                f"{path} (at {ref[:12]}): byte {err.start} is not UTF-8; save the file as UTF-8"
+            ) from None
+
+    def link_on_path(self, ref: str, path: str) -> str | None:
+        """The part of `path` that is a symbolic link at `ref` (the file, or a folder above
+        it), or None. Read from git's tree, not the disk, so nothing is followed."""
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        listed = self.raw(
+            "--literal-pathspecs", "ls-tree", "-z", "--full-tree", ref, "--", *prefixes
+        )
+        for entry in listed.decode("utf-8", errors="replace").split("\0"):
+            mode, _, rest = entry.partition(" ")
+            name = rest.partition("\t")[2]
+            if mode == SYMLINK_MODE and name in prefixes:  # not a file beside the path
+                return name
+        return None
+
+    def commit_files(
+        self, base: str, branch: str, files: Mapping[str, str], message: str
+    ) -> list[str]:
+        """Rebuild `branch` on `base` with `files` (path -> text) in one commit; the paths
+        that differ from `base` (no commit when none does).
+
+        The texts go into git's object store and index as bytes, never through the work
+        tree, so no symbolic link in the checkout is followed and no path leaves it (git
+        refuses `.git/…` and paths through a link).
+        """
+        self.git("checkout", "--quiet", "--force", "-B", branch, base)
+        modes = self._modes(base, list(files))
+        for path, text in files.items():
+            blob = self.raw("hash-object", "-w", "--stdin", data=text.encode("utf-8"))
+            mode = modes.get(path, "100644")
+            self.git(
+                "update-index", "--add", "--cacheinfo", f"{mode},{blob.decode().strip()},{path}"
+            )
+        listed = self.raw("diff", "--cached", "--name-only", "-z")
+        changed = [p for p in listed.decode("utf-8", errors="replace").split("\0") if p]
+        if changed:
+            self.git("commit", "--quiet", "-m", message)
+        return changed
+
+    def _modes(self, ref: str, paths: list[str]) -> dict[str, str]:
+        """The file modes of `paths` at `ref` that a rewrite keeps (executable or not)."""
+        listed = self.raw("--literal-pathspecs", "ls-tree", "-z", "--full-tree", ref, "--", *paths)
+        modes = {}
+        for entry in listed.decode("utf-8", errors="replace").split("\0"):
+            mode, _, rest = entry.partition(" ")
+            name = rest.partition("\t")[2]
+            if mode in ("100644", "100755") and name in paths:
+                modes[name] = mode
+        return modes
 
     def _exists(self, ref: str, path: str) -> bool:
         try:

@@ -19,7 +19,7 @@ from gitops_mlops.errors import MlopsError, PromotionConflict
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, GitError
 from gitops_mlops.integrations.github import BODY_LIMIT, TITLE_LIMIT, GitHub, fit
-from gitops_mlops.manifests import Image, update
+from gitops_mlops.manifests import Image, check_repository, in_style_of, update
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Environment, Spec
 
@@ -252,7 +252,10 @@ def _plan(
         if text is None:
             raise MlopsError(f"target file {target.file} does not exist on the base branch")
         files[target.file] = update(text, target, image)
-    files[environment.release_record] = record
+    for target in environment.targets:  # once every target of the file is applied
+        check_repository(files[target.file], target, image)
+    held = checkout.show(base_ref, environment.release_record)
+    files[environment.release_record] = in_style_of(record, held)
     trailers = [f"Model-Version: {image.tag}", f"Image: {image.reference}"]
     if ctx.github.current_repository:
         trailers.append(f"Source-Repository: {ctx.github.current_repository}")
@@ -291,16 +294,15 @@ _RELEASED = ("version", "image", "environment", "hold", "rollback_of")
 
 def _commit(checkout: Checkout, plan: _Plan, base_sha: str, branch: str) -> list[str]:
     """Rebuild `branch` on `base_sha` with the plan; the files that differ from the base."""
-    checkout.git("checkout", "--quiet", "-B", branch, base_sha)
-    for path, text in plan.files.items():
-        target = checkout.folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    checkout.git("add", "--", *plan.files)
-    changed = checkout.git("diff", "--cached", "--name-only").split()
-    if changed:
-        checkout.git("commit", "--quiet", "-m", plan.message)
-    return changed
+    return checkout.commit_files(base_sha, branch, plan.files, plan.message)
+
+
+def _paths(ctx: PromoteContext, environment: Environment) -> list[str]:
+    """Every path promotion reads or writes in the GitOps repository for `environment`."""
+    paths = [t.file for t in environment.targets] + [environment.release_record]
+    if ctx.kind == "promote" and environment.requires is not None:
+        paths.append(environment_named(ctx.spec, environment.requires).release_record)
+    return list(dict.fromkeys(paths))
 
 
 def _push(
@@ -372,6 +374,9 @@ def _publish(
 ) -> dict[str, Any]:
     for _ in range(MAX_ATTEMPTS):
         base_sha = checkout.fetch(base)
+        gitops_repo.refuse_links(
+            checkout, base_sha, _paths(ctx, environment), f"{checkout.url} ({base})"
+        )
         if ctx.kind == "promote":
             _check_requires(checkout, ctx, environment, base_sha, ctx.candidate.image.tag)
             _check_hold(checkout, ctx, environment, base_sha)
