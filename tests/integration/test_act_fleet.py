@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from tests.fake_github import TOKEN, FakeGitHub, Pull, git
@@ -146,3 +147,100 @@ def test_a_push_to_the_shared_library_promotes_the_two_models_using_it_and_a_rer
     assert len(re.findall(r"train\s+cached [0-9a-f]{64}", log)) == 2, log[-4000:]
     assert model_jobs(log) == []  # nothing trained
     assert len(github.pulls[GITOPS]) == 2  # and nothing new opened
+
+
+def test_a_rollback_holds_production_until_the_hold_is_released(
+    checkout: Path, github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitops_mlops.integrations import docker as engine
+    from gitops_mlops.integrations.registry import Registry
+    from tests.conftest import run_cli
+    from tests.integration.registry_helpers import SHARED, push_image
+
+    client, why = engine.connect(os.environ)
+    if client is None:
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    base_image = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+    extra = ["--env", f"MLOPS_BASE_IMAGE={base_image}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
+    repo = fleet_consumer(tmp_path)
+    monkeypatch.chdir(repo)
+    env = {**github.env(SOURCE), "PATH": os.environ["PATH"]}
+    spec = repo / "models" / "churn" / "mlops.yaml"
+
+    def merge_open(head: str) -> None:
+        [number] = [
+            n for n, p in github.pulls[GITOPS].items() if p.head == head and p.state == "open"
+        ]
+        github.merge(GITOPS, number)
+
+    def reseed(seed: int) -> None:
+        """Another split of the data: another model, another version."""
+        text = re.sub(r"seed: \d+\}", f"seed: {seed}}}", spec.read_text())
+        write(repo, {"models/churn/mlops.yaml": text})
+
+    def push(seed: int) -> tuple[int, dict[str, str], str]:
+        base = head(repo)
+        reseed(seed)
+        event = {"ref": "refs/heads/main", "before": base, "after": commit_all(repo, f"{seed}")}
+        return run_act(checkout, repo, github, "push", event, tmp_path, extra)
+
+    def dispatch() -> tuple[int, dict[str, str], str]:
+        event = {"inputs": {"environment": "production", "model": "churn"}}
+        return run_act(checkout, repo, github, "workflow_dispatch", event, tmp_path, extra)
+
+    # v1: trained, built and promoted to staging by a push, then to production.
+    code, jobs, log = push(11)
+    assert code == 0 and model_jobs(log) == ["churn"], log[-4000:]
+    merge_open("mlops/promote/staging/churn")
+    out = str(tmp_path / "cli-dispatch")
+    done = run_cli(
+        "run", str(spec), "--event", "workflow_dispatch", "-e", "production", "--out", out, env=env
+    )
+    assert done.code == 0, done.err
+    merge_open("mlops/promote/production/churn")
+    # v2, released the same way (its image pushed through the registry API).
+    reseed(99)
+    trained = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "v2"), env=env)
+    assert trained.code == 0, trained.err
+    git("checkout", "--", ".", cwd=repo)
+    pushed = push_image(Registry(SHARED, {}), "fleet/churn", "v2", [{"model": b"v2"}])
+    image_v2 = f"localhost:5000/fleet/churn@{pushed.digest}"
+    for environment in ("staging", "production"):
+        done = run_cli(
+            "promote", str(tmp_path / "v2"), "-e", environment, "--image", image_v2, env=env
+        )
+        assert done.code == 0, done.err
+        merge_open(f"mlops/promote/{environment}/churn")
+
+    rolled = run_cli("rollback", "churn", "-e", "production", "--reason", "drift", env=env)
+    assert rolled.code == 0, rolled.out + rolled.err
+    merge_open("mlops/rollback/production/churn")
+
+    # A push still trains, builds and promotes staging; production stays held.
+    code, jobs, log = push(12)
+    assert code == 0 and model_jobs(log) == ["churn"], log[-4000:]
+    merge_open("mlops/promote/staging/churn")
+    code, jobs, log = dispatch()
+    assert code != 0 and jobs.get("dispatch") == "failure", jobs
+    assert "production is on hold for churn" in log
+    assert not any(
+        p.head == "mlops/promote/production/churn" and p.state == "open"
+        for p in github.pulls[GITOPS].values()
+    )
+
+    lifted = run_cli("release-hold", "churn", "-e", "production", env=env)
+    assert lifted.code == 0, lifted.out + lifted.err
+    merge_open("mlops/release-hold/production/churn")
+    code, jobs, log = dispatch()
+    assert code == 0 and jobs == {"plan": "success", "dispatch": "success"}, log[-4000:]
+    [opened] = [
+        p
+        for p in github.pulls[GITOPS].values()
+        if p.head == "mlops/promote/production/churn" and p.state == "open"
+    ]
+    record = "apps/churn/{}/model-release.yaml"
+    staging = yaml.safe_load(github.read(GITOPS, "main", record.format("staging")))
+    production = yaml.safe_load(github.read(GITOPS, opened.head, record.format("production")))
+    assert production["version"] == staging["version"] and "hold" not in production
