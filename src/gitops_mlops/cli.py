@@ -334,16 +334,20 @@ def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
-    from gitops_mlops.pipeline import champion_for, version_of
-    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.pipeline import champion_for, event_of, track_run, version_of
+    from gitops_mlops.rundir import RunDir, read_json
     from gitops_mlops.stages.gate import GateContext, gate
     from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
     spec = load(run_dir.spec_path())
     champion = champion_for(spec, args.champion, console.env)
-    with _progress(console).stage("gate"):
+    progress = _progress(console)
+    with progress.stage("gate"):
         verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
+    measured = read_json(run_dir.metrics, "metrics.json")
+    event = event_of(None, console.env)
+    track_run(spec, run_dir, console.env, event, measured, verdict, progress)
     return _verdict_exit(verdict, run_dir.report, console)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle, release
+from gitops_mlops import bundle, data_url, release
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet import cache as run_cache
 from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
@@ -36,6 +36,7 @@ from gitops_mlops.stages.promote import (
     push_environments,
 )
 from gitops_mlops.stages.report import ReportContext, ReportResult, report
+from gitops_mlops.stages.track import TrackContext, track
 from gitops_mlops.stages.train import TrainContext, train
 
 STAGES = ("validate", "train", "evaluate", "gate")
@@ -132,6 +133,7 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
     with progress.stage("gate"):
         champion = champion_for(spec, options.champion_file, options.env)
         verdict = gate(GateContext(spec, run_dir, champion, measured, version))
+    track_run(spec, run_dir, options.env, options.event, measured, verdict, progress)
     if options.until is not None:
         return RunOutcome(spec, run_dir, version, verdict)
     promotions = []
@@ -145,11 +147,35 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
     return RunOutcome(spec, run_dir, version, verdict, promotions, result)
 
 
+def track_run(
+    spec: Spec,
+    run_dir: RunDir,
+    env: Mapping[str, str],
+    event: str,
+    measured: Mapping[str, Any],
+    verdict: Mapping[str, Any],
+    progress: Progress,
+) -> None:
+    """Log the run to MLflow when the spec asks; a server that is down only warns."""
+    if spec.tracking is None:
+        return
+    context = TrackContext(spec, run_dir, env, event, measured, verdict)
+    with progress.stage("track"):
+        tracked = track(context)
+    if tracked.url is not None:
+        progress.note(f"MLflow run: {tracked.url}")
+    if tracked.warning is not None:
+        progress.warn(tracked.warning)
+
+
 def _from_cache(
     spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
 ) -> tuple[str, dict[str, Any]] | None:
     """(version, metrics) restored from the run cache, or None on a miss (or no cache)."""
     if options.cache is None:
+        return None
+    if _remote_data(spec):
+        progress.note("run cache: not used, the data is in object storage (it may change)")
         return None
     key = run_cache.key_for(spec)
     found = run_cache.restore(options.cache, key, spec, run_dir)
@@ -161,8 +187,14 @@ def _from_cache(
     return found
 
 
+def _remote_data(spec: Spec) -> bool:
+    """Data at a URL: the cache key covers the URL, not what the object holds now."""
+    datasets = (spec.data.train, spec.data.test)
+    return any(d is not None and d.path and data_url.is_url(d.path) for d in datasets)
+
+
 def _to_cache(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress) -> None:
-    if options.cache is None:
+    if options.cache is None or _remote_data(spec):
         return
     why = run_cache.store(options.cache, run_cache.key_for(spec), run_dir)
     if why is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,13 +35,32 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait(timeout=20)
+        """Stop the process by its PID, then any child it left behind (by theirs)."""
+        if self.process.poll() is not None:
+            return
+        children = _children(self.pid)
+        os.kill(self.pid, sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid` (mlflow server runs uvicorn and a job runner)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields and int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def start(name: str, command: Sequence[str], folder: Path, env: dict[str, str]) -> Service:
@@ -144,3 +164,45 @@ def _count(address: str) -> int:
             return len(client.nthreads())
     except (OSError, TimeoutError):
         return -1
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """`mlflow server` with a SQLite store and local artifacts; its tracking URI."""
+    import urllib.request
+
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start(
+        "mlflow",
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        folder,
+        clean_env(),
+    )
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_for("mlflow server", healthy, [server], 240)
+        yield uri
+    finally:
+        server.stop()

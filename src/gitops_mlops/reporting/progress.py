@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
-from gitops_mlops.reporting.github import endgroup, group, running_in_actions
+from gitops_mlops.reporting.github import annotation, endgroup, group, running_in_actions
 
 
 class Progress:
@@ -36,6 +36,11 @@ class Progress:
     def cached(self, name: str, key: str) -> None:
         """A stage whose result came from the run cache (`key`: the entry, or empty)."""
         print(f"{name:<9} cached {key}".rstrip(), file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        """A problem the run goes on despite; an annotation under GitHub Actions."""
+        line = annotation("warning", text) if self.grouped else f"  warning: {text}"
+        print(line, file=self.stream, flush=True)
 
     def skipped(self, name: str, why: str) -> None:
         print(f"{name:<9} {'skip':<6} {'':>8}  {why}", file=self.stream, flush=True)

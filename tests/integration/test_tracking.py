@@ -1,0 +1,149 @@
+"""MLflow tracking against a real `mlflow server` (SQLite store) on loopback, read back
+through MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.helpers import copy_example
+from tests.integration.server_helpers import free_port
+from tests.integration.services import clean_env, mlflow_server
+
+pytest.importorskip("mlflow", reason="needs mlflow (the server) and gitops-mlops[mlflow]")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+def tracked_example(folder: Path, required: bool = False) -> Path:
+    spec = copy_example(folder)
+    # Without the latency threshold: a loaded machine must not change the verdict here.
+    text = spec.read_text().replace("    - {metric: latency_p95_ms, max: 50}\n", "")
+    text += "tracking:\n  mlflow: {experiment: iris-experiments}\n"
+    if required:
+        text += "  required: true\n"
+    spec.write_text(text)
+    return spec
+
+
+def test_a_pull_request_run_is_logged_and_linked(mlflow_uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    spec = tracked_example(tmp_path)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # the spec's repository
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": 7}}))
+    summary = tmp_path / "summary.md"
+    env = clean_env(
+        MLFLOW_TRACKING_URI=mlflow_uri,
+        GITHUB_ACTIONS="true",
+        GITHUB_EVENT_NAME="pull_request",
+        GITHUB_EVENT_PATH=str(event),
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_SHA="0123456789abcdef0123456789abcdef01234567",
+    )
+    env = {k: v for k, v in env.items() if k not in ("GITHUB_TOKEN", "MLOPS_GITHUB_TOKEN")}
+    result = run_cli("run", str(spec), "--out", str(tmp_path / "run"), env=env)
+    assert result.code == 0, result.out + result.err
+
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.get_experiment_by_name("iris-experiments")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlops.pull_request` = '7'")
+    assert len(runs) == 1
+    run = runs[0]
+    manifest = json.loads((tmp_path / "run" / "model" / "manifest.json").read_text())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+    assert "latency_p95_ms, max: 50" not in spec.read_text()
+    assert run.data.params["n_estimators"] == "100"
+    assert run.data.params["estimator"] == "sklearn.ensemble.RandomForestClassifier"
+    accuracy = metrics["metrics"]["accuracy"]
+    assert run.data.metrics["accuracy"] == pytest.approx(accuracy["value"])
+    assert run.data.metrics["accuracy_ci_low"] == pytest.approx(accuracy["ci_low"])
+    assert run.data.metrics["accuracy_ci_high"] == pytest.approx(accuracy["ci_high"])
+    assert "slice/long-petals/accuracy" in run.data.metrics
+    assert "latency_p95_ms" in run.data.metrics
+    assert "latency_p95_ms_ci_low" not in run.data.metrics  # latency has no interval
+    tags = run.data.tags
+    assert tags["mlops.model_version"] == manifest["model_version"]
+    assert tags["mlops.verdict"] == "passed"
+    assert tags["mlops.spec"] == "iris/mlops.yaml"
+    assert tags["mlops.event"] == "pull_request"
+    assert tags["mlops.commit"] == env["GITHUB_SHA"]
+    assert run.info.status == "FINISHED"
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert logged == {"manifest.json", "metrics.json", "verdict.json", "report.md"}
+
+    link = f"{mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+    assert link in (tmp_path / "run" / "report.md").read_text()
+    assert link in summary.read_text()
+    report = Path(client.download_artifacts(run.info.run_id, "report.md", str(tmp_path)))
+    assert link in report.read_text()  # the logged report has the link too
+
+
+def test_a_search_s_best_params_are_logged(mlflow_uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    spec = tracked_example(tmp_path)
+    text = spec.read_text().replace(
+        "  preprocess: auto\n",
+        "  preprocess: auto\n  search: {cv: 3, space: {max_depth: [2, 4]}}\n",
+    )
+    spec.write_text(text)
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_uri)
+    result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=env)
+    assert result.code == 0, result.out + result.err
+    manifest = json.loads((tmp_path / "r" / "model" / "manifest.json").read_text())
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    version = manifest["model_version"]
+    experiment = client.get_experiment_by_name("iris-experiments")
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`mlops.model_version` = '{version}' and tags.`mlops.event` = 'push'",
+    )
+    assert runs and runs[0].data.params["best.max_depth"] == str(
+        manifest["best_params"]["max_depth"]
+    )
+
+
+def test_a_server_that_is_down_only_warns(tmp_path: Path) -> None:
+    spec = tracked_example(tmp_path)
+    down = f"http://127.0.0.1:{free_port()}"
+    env = clean_env(MLFLOW_TRACKING_URI=down)
+    result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=env)
+    assert result.code == 0, result.out + result.err
+    assert f"warning: MLflow at {down} does not answer within 5 s" in result.out
+    assert "the run was not tracked (tracking.required: false)" in result.out
+    assert "MLflow run" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_a_required_tracker_that_is_down_fails_the_run(tmp_path: Path) -> None:
+    spec = tracked_example(tmp_path, required=True)
+    down = f"http://user:pa55word@127.0.0.1:{free_port()}"
+    env = clean_env(MLFLOW_TRACKING_URI=down)
+    result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=env)
+    assert result.code == 1, result.out + result.err
+    assert "error: MLflow at http://127.0.0.1:" in result.err
+    assert "(tracking.required is true)" in result.err
+    assert "pa55word" not in result.out + result.err
+
+
+def test_no_tracking_uri_is_a_warning_that_says_what_to_set(tmp_path: Path) -> None:
+    spec = tracked_example(tmp_path)
+    result = run_cli(
+        "run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=clean_env()
+    )
+    assert result.code == 0, result.out + result.err
+    assert "tracking.mlflow is set, but MLFLOW_TRACKING_URI is not" in result.out
