@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import datasets
+from gitops_mlops import bundle, datasets
 from gitops_mlops.integrations import dask
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import train
@@ -130,9 +130,10 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def model_digest(model: Any) -> str:
+    """The model version the train stage would give it (canonical skops bytes)."""
     import skops.io
 
-    return hashlib.sha256(skops.io.dumps(model)).hexdigest()[:12]
+    return hashlib.sha256(bundle.canonical_skops(skops.io.dumps(model))).hexdigest()[:12]
 
 
 def main() -> int:
@@ -169,7 +170,10 @@ def main() -> int:
         f"overhead per task:             {(noop_dask_s - noop_local_s) / fits * 1000:6.1f} ms "
         f"({fits} no-op fits: {noop_dask_s:.2f} s on the cluster, {noop_local_s:.2f} s here)"
     )
-    print(f"same best params and model:    {same} ({local['best_params']})")
+    print(
+        f"same best params and model:    {same} ({local['best_params']}, "
+        f"{remote['best_params']}; {model_digest(local_model)}, {model_digest(dask_model)})"
+    )
     return 0
 
 

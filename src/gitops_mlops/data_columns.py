@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,10 +105,15 @@ def open_data(location: str, base: Path) -> Iterator[IO[bytes]]:
     whole object); `mlops validate` never gets here for a URL (it checks the syntax only).
     """
     if data_url.is_url(location):
-        raise ColumnsError(
-            f"{data_url.display(location)}: reading the columns of remote data is not "
-            "supported yet; validation checks a URL's syntax only"
-        )
+        # Credentials from this process's environment, as when the data is trained on.
+        from gitops_mlops.integrations import storage
+
+        try:
+            with storage.random_access(storage.Store.for_url(location, os.environ)) as handle:
+                yield handle
+        except storage.StorageError as err:
+            raise ColumnsError(str(err)) from None
+        return
     try:
         handle = (base / location).open("rb")
     except FileNotFoundError:

@@ -261,3 +261,77 @@ def test_a_large_object_streams_with_bounded_memory(s3: dict[str, str], tmp_path
         f"+{local['grew_mib']:.0f} MiB from disk ({extra:+.0f} MiB for streaming)"
     )
     assert extra < 48, (remote, local)
+
+
+@pytest.fixture
+def fetched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes of every ranged GET s3fs sends (the real requests go out; we only add them)."""
+    import s3fs.core
+
+    sizes: list[int] = []
+    original = s3fs.core.S3File._fetch_range
+
+    def counting(self: Any, start: int, end: int) -> bytes:
+        data: bytes = original(self, start, end)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(s3fs.core.S3File, "_fetch_range", counting)
+    return sizes
+
+
+def big_frame(rows: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((rows, 8)), columns=[f"f{i}" for i in range(8)])
+    frame["species"] = np.where(frame["f0"] > 0.5, "a", "b")
+    return frame
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_mlops_columns_reads_only_the_header_or_the_schema(
+    s3: dict[str, str],
+    tmp_path: Path,
+    fetched: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    frame = big_frame(400_000)
+    buffer = io.BytesIO()
+    if kind == "csv":
+        frame.to_csv(buffer, index=False)
+    else:
+        frame.to_parquet(buffer, index=False, compression=None)
+    body = buffer.getvalue()
+    assert len(body) > 20 * 2**20
+    put(s3, f"wide/train.{kind}", body)
+    spec = tmp_path / "mlops.yaml"
+    spec.write_text(
+        "apiVersion: mlops/v1\nkind: ModelPipeline\nmetadata: {name: wide}\n"
+        "task: classification\n"
+        f'data:\n  train: {{path: "s3://{BUCKET}/wide/train.{kind}", target: species}}\n'
+        "model:\n  estimator: sklearn.linear_model.LogisticRegression\n"
+    )
+    for name, value in s3.items():  # `mlops columns` reads the process's environment
+        monkeypatch.setenv(name, value)
+    result = run_cli("columns", str(spec), "--format", "json", env=s3)
+    assert result.code == 0, result.out + result.err
+    listed = json.loads(result.out)[0]
+    assert [c["name"] for c in listed["columns"]] == [*(f"f{i}" for i in range(8)), "species"]
+    assert fetched, "nothing was read from S3"
+    # The header reader takes at most 1 MiB, and the dtypes a 1,000-row sample: bounded,
+    # whatever the size of the object.
+    assert sum(fetched) < 2 * 2**20, f"read {sum(fetched)} of {len(body)} bytes"
+
+
+def test_mlops_columns_on_a_missing_object_says_so(
+    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_with(tmp_path, f"s3://{BUCKET}/nothing.csv")
+    for name, value in s3.items():
+        monkeypatch.setenv(name, value)
+    result = run_cli("columns", str(spec), env=s3)
+    assert result.code == 1, result.out + result.err
+    assert f"s3://{BUCKET}/nothing.csv: no such object" in result.err
