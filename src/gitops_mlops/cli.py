@@ -345,9 +345,10 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
     progress = _progress(console)
     with progress.stage("gate"):
         verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
-    measured = read_json(run_dir.metrics, "metrics.json")
-    event = event_of(None, console.env)
-    track_run(spec, run_dir, console.env, event, measured, verdict, progress)
+    if spec.tracking is not None:
+        measured = read_json(run_dir.metrics, "metrics.json")
+        event = event_of(None, console.env)
+        track_run(spec, run_dir, console.env, event, measured, verdict, progress)
     return _verdict_exit(verdict, run_dir.report, console)
 
 
