@@ -122,8 +122,10 @@ def two_releases(
 ) -> tuple[Fleet, list[str]]:
     """churn released twice to staging (A then B): what runs now is B."""
     world = Fleet(*fleet, tmp_path)
-    repository = f"test/fleet-{uuid.uuid4().hex[:10]}"
-    images = [image(registry, repository, f"model {i}".encode()) for i in range(2)]
+    # The GitOps values name localhost:5000/fleet/churn: the images live there, each with
+    # content of its own (so its own digest) per test.
+    unique = uuid.uuid4().hex
+    images = [image(registry, "fleet/churn", f"model {i} {unique}".encode()) for i in range(2)]
     world.release(runs[0], "staging", images[0])
     world.release(runs[1], "staging", images[1])
     return world, images
