@@ -283,6 +283,26 @@ def _parameters(init: ast.FunctionDef) -> frozenset[str] | None:
     return frozenset(a.arg for a in [*positional, *init.args.kwonlyargs])
 
 
+def find_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
+    """The module defining class `name` as seen from `module`, and its definition (source
+    only, nothing is imported)."""
+    return _Source().find(module, name, 0)
+
+
+def module_tree(module: str) -> ast.Module | None:
+    """The parsed source of `module`, found without importing it."""
+    file = _module_file(module)
+    return _tree(file) if file else None
+
+
+def module_is_package(module: str) -> bool:
+    file = _module_file(module)
+    return file is not None and file.name == "__init__.py"
+
+
+absolute_module = _absolute  # `from .x import y` in `module` -> the absolute module name
+
+
 def suggest_class(path: str) -> str:
     """'; did you mean …' for a class name that a module does not define."""
     module, _, name = path.rpartition(".")

@@ -16,6 +16,7 @@ from typing import Any
 
 from gitops_mlops import builtin_datasets, data_columns, data_url, globs, metrics
 from gitops_mlops.errors import Diagnostic
+from gitops_mlops.spec import param_constraints
 from gitops_mlops.spec.document import Document, PathKey
 from gitops_mlops.spec.estimator import EstimatorError, resolve
 from gitops_mlops.spec.model import BUILTIN_CLASSES
@@ -281,6 +282,7 @@ class _Checker:
                 ("model", "estimator"),
                 f"{path} is {what}, but task is {self.task}; choose a {wanted}",
             )
+        self.param_values(path)
         if info.params is None:
             return
         allowed = sorted(info.params)
@@ -292,6 +294,28 @@ class _Checker:
                         f"{path} has no parameter {key!r}{did_you_mean(key, allowed)}",
                         at_key=True,
                     )
+
+    def param_values(self, estimator: str) -> None:
+        """Values scikit-learn's `_parameter_constraints` would refuse when `fit` starts."""
+        candidates: list[tuple[PathKey, str, Any]] = [
+            (("model", "params", key), key, value)
+            for key, value in self.value(("model", "params"), {}).items()
+            if self.clean(("model", "params", key))
+        ]
+        for key, values in self.value(("model", "search", "space"), {}).items():
+            if self.clean(("model", "search", "space", key)) and isinstance(values, list):
+                candidates += [
+                    (("model", "search", "space", key, i), key, v) for i, v in enumerate(values)
+                ]
+        for where, key, value in candidates:
+            rejection = param_constraints.check(estimator, key, value)
+            if rejection is None:
+                continue
+            hint = did_you_mean(value, list(rejection.options)) if isinstance(value, str) else ""
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            self.error(
+                where, f"{estimator} parameter {key!r} {rejection.message}, not {shown}{hint}"
+            )
 
     # --- evaluation -------------------------------------------------------------------
     def computed_metrics(self) -> set[str] | None:
