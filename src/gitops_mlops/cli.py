@@ -1,7 +1,7 @@
 """The `mlops` command line. The only place where errors become exit codes.
 
 Exit codes: 0 success, 1 other error, 2 invalid spec, 4 gate failed, 5 build failed,
-6 promotion conflict.
+6 promotion conflict, 7 verification failed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from gitops_mlops import __version__
 from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
 
 if TYPE_CHECKING:
+    from gitops_mlops.attestations.signing import SigningKey
     from gitops_mlops.reporting.progress import Progress
     from gitops_mlops.spec.model import Spec
     from gitops_mlops.stages.report import ReportResult
@@ -149,6 +150,8 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         force=args.force,
         reason=args.reason,
         cache=args.cache or _env_path(console.env, "MLOPS_CACHE_DIR"),
+        signing_key=_signing_key(args.signing_key, console),
+        public_key=args.public_key,
     )
     _mask_token(console)
     outcome = run(options, _progress(console))
@@ -376,12 +379,20 @@ def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
         args.reason,
         settings,
         _progress(console),
+        console.env,
+        args.public_key,
     ):
         _print_promotion(result, console)
     return 0
 
 
 def _print_promotion(result: dict[str, object], console: Console) -> None:
+    verified = result.get("verified")
+    if isinstance(verified, dict):
+        console.print(
+            f"verified {verified['image']}: model {verified['model_version']}, "
+            f"signed by {verified['key']}"
+        )
     if not result["changed"]:
         console.print(f"{result['environment']} already runs {result['version']}: nothing to do")
         return
@@ -416,8 +427,9 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
         or console.env.get("MLOPS_BASE_IMAGE")
         or (spec.container.base_image if spec.container else "python:3.11-slim")
     )
+    key = _signing_key(args.signing_key, console)
     with _progress(console).stage("build"):
-        result = build(BuildContext(spec, run_dir, base, args.push, console.env))
+        result = build(BuildContext(spec, run_dir, base, args.push, console.env, signing_key=key))
     if not result.built:
         raise BuildError(f"no image was built: {result.reason}")
     data = result.data
@@ -440,6 +452,41 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
         )
     if data["pushed"]:
         console.print(f"pushed {data['image']}@{data['digest']}")
+    from gitops_mlops.reporting.attestations import build_lines
+
+    for line in build_lines(data.get("attestations")):
+        console.print(line)
+    return 0
+
+
+def _signing_key(path: Path | None, console: Console) -> SigningKey | None:
+    """The attestation signing key, resolved once; its PEM lines masked in Actions logs."""
+    from gitops_mlops.attestations.signing import ENV_KEY, signing_key
+    from gitops_mlops.reporting.github import running_in_actions
+
+    if running_in_actions(console.env):
+        for line in console.env.get(ENV_KEY, "").splitlines():
+            if line.strip() and not line.startswith("-----"):
+                console.print(f"::add-mask::{line.strip()}")
+    return signing_key(path, console.env)
+
+
+def _cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.attestations import chain, signing
+    from gitops_mlops.errors import VerificationFailed
+    from gitops_mlops.integrations.registry import Reference, Registry
+    from gitops_mlops.reporting.attestations import chain_json, chain_text
+
+    try:
+        reference = Reference.parse(args.image)
+        key = signing.load_public(args.public_key) if args.public_key else None
+    except MlopsError as err:
+        raise VerificationFailed(str(err)) from None
+    if reference.digest is None:
+        raise VerificationFailed(f"{args.image} is not pinned by digest; give IMAGE@sha256:<hex>")
+    verified = chain.verify(Registry(reference.registry, console.env), reference, key)
+    facts = verified.to_json()
+    console.print(chain_json(facts) if args.format == "json" else chain_text(facts))
     return 0
 
 
@@ -474,13 +521,31 @@ def _force_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", help="why --force is used (goes into the pull request)")
 
 
+def _signing_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        help="PEM private key (ECDSA P-256 or Ed25519) signing the image's SBOM and "
+        "provenance (default: MLOPS_SIGNING_KEY's PEM text; none: unsigned)",
+    )
+
+
+def _public_key_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        help="verify the image's signed attestations with this PEM public key before "
+        "promoting (replaces promotion.verify; exit 7 when they do not check out)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
         description="Validate, train, evaluate, gate, package and promote a model "
         "declared in mlops.yaml.",
         epilog="Exit codes: 0 ok, 1 error, 2 invalid spec, 4 gate failed, 5 build failed, "
-        "6 promotion conflict.",
+        "6 promotion conflict, 7 verification failed.",
     )
     parser.add_argument("--version", action="version", version=f"mlops {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -508,6 +573,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--version", help="workflow_dispatch: model version expected")
     run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
     run.add_argument("--base-image", help="push: Python base image of the serving image")
+    _signing_flag(run)
+    _public_key_flag(run)
     run.add_argument(
         "--cache",
         type=Path,
@@ -586,6 +653,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--image", help="REPOSITORY@sha256:... (default: the run's build.json)")
     _force_flags(promote)
+    _public_key_flag(promote)
     promote.set_defaults(handler=_cmd_promote)
 
     build_cmd = commands.add_parser("build", help="build, smoke-test (and push) the serving image")
@@ -595,7 +663,24 @@ def _parser() -> argparse.ArgumentParser:
         help="Python base image (default: MLOPS_BASE_IMAGE, else container.base_image)",
     )
     build_cmd.add_argument("--push", action="store_true", help="push to container.image")
+    _signing_flag(build_cmd)
     build_cmd.set_defaults(handler=_cmd_build)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check an image's signed SBOM and provenance (exit 7 when they do not check out)",
+        description="Fetch the attestations attached to IMAGE@sha256:... from its registry, "
+        "check their signatures with --public-key and that they are about this digest, and "
+        "print the chain: source, spec, model, data, gate, packages. Make a key pair with "
+        "`openssl genpkey -algorithm ed25519 -out signing.pem` and "
+        "`openssl pkey -in signing.pem -pubout -out signing.pub.pem`.",
+    )
+    verify.add_argument("image", metavar="IMAGE@sha256:...")
+    verify.add_argument(
+        "--public-key", type=Path, help="PEM public key the attestations must be signed with"
+    )
+    verify.add_argument("--format", choices=("text", "json"), default="text")
+    verify.set_defaults(handler=_cmd_verify)
 
     serve = commands.add_parser("serve", help="serve a run's model locally (no Docker)")
     serve.add_argument("run_dir", metavar="RUN_DIR")

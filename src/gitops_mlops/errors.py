@@ -57,3 +57,9 @@ class DataUnavailable(MlopsError):
     def __init__(self, diagnostic: Diagnostic) -> None:
         self.diagnostic = diagnostic
         super().__init__(str(diagnostic))
+
+
+class VerificationFailed(MlopsError):
+    """An image's attestations are missing or do not check out: it is not promoted."""
+
+    exit_code = 7

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_mlops import bundle, data_url, release
+from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet import cache as run_cache
 from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
@@ -58,6 +59,8 @@ class RunOptions:
     force: bool = False
     reason: str | None = None
     cache: Path | None = None  # the run cache folder (--cache, MLOPS_CACHE_DIR); None: no cache
+    signing_key: SigningKey | None = None  # signs the image's attestations; None: unsigned
+    public_key: Path | None = None  # promotions verify with it (else promotion.verify)
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,13 @@ def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress)
     with progress.stage("build"):
         built = build(
             BuildContext(
-                spec, run_dir, base, push=True, env=options.env, context_without_engine=False
+                spec,
+                run_dir,
+                base,
+                push=True,
+                env=options.env,
+                context_without_engine=False,
+                signing_key=options.signing_key,
             )
         )
     if not built.built:  # pragma: no cover - the engine answered a moment ago
@@ -265,7 +274,16 @@ def _release(
     settings = GitHubSettings.from_env(options.env)
     return list(
         promote_each(
-            spec, run_dir, candidate, targets, options.force, options.reason, settings, progress
+            spec,
+            run_dir,
+            candidate,
+            targets,
+            options.force,
+            options.reason,
+            settings,
+            progress,
+            options.env,
+            options.public_key,
         )
     )
 
@@ -279,12 +297,25 @@ def promote_each(
     reason: str | None,
     settings: GitHubSettings,
     progress: Progress,
+    env: Mapping[str, str] | None = None,
+    public_key: Path | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Promote the candidate to each environment, yielding each result as it is done;
     promotion.json records the latest."""
     for name in environments:
         with progress.stage(f"promote {name}"):
-            result = promote(PromoteContext(spec, candidate, name, force, reason, settings))
+            result = promote(
+                PromoteContext(
+                    spec,
+                    candidate,
+                    name,
+                    force,
+                    reason,
+                    settings,
+                    env=env or {},
+                    public_key=public_key,
+                )
+            )
         write_json(run_dir.root / "promotion.json", result)
         yield result
 
@@ -315,7 +346,16 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
                 f"{target.name} can only receive what {source.name} runs"
             )
         result = promote(
-            PromoteContext(spec, candidate, target.name, options.force, options.reason, settings)
+            PromoteContext(
+                spec,
+                candidate,
+                target.name,
+                options.force,
+                options.reason,
+                settings,
+                env=options.env,
+                public_key=options.public_key,
+            )
         )
     out = options.out or Path(".mlops") / "dispatch"
     write_json(out / "promotion.json", result)

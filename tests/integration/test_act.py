@@ -244,9 +244,24 @@ def test_push_promotes_staging_then_dispatch_promotes_production(
         pytest.skip(why)
     repo = consumer(tmp_path)
     caller = repo / ".github" / "workflows" / "model.yml"
-    caller.write_text(caller.read_text().replace("      registry: ghcr.io\n", ""))
-    git("commit", "--quiet", "-am", "no registry login for the local registry", cwd=repo)
-    extra = ["--env", f"MLOPS_BASE_IMAGE={base}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
+    # Promotions verify the attestations with the key pair's public half, committed in the
+    # repository; the private half is the signing-key secret.
+    private, public = _key_pair()
+    (repo / "keys").mkdir()
+    (repo / "keys" / "mlops.pub.pem").write_bytes(public)
+    text = caller.read_text().replace("      registry: ghcr.io\n", "")
+    text = text.replace("      spec: ", "      verify: keys/mlops.pub.pem\n      spec: ", 1)
+    caller.write_text(text)
+    git("add", "-A", cwd=repo)
+    git("commit", "--quiet", "-m", "local registry, no login; verify promotions", cwd=repo)
+    extra = [
+        "--env",
+        f"MLOPS_BASE_IMAGE={base}",
+        "-s",
+        f"MLOPS_PROMOTION_TOKEN={TOKEN}",
+        "-s",
+        f"MLOPS_SIGNING_KEY={private.decode()}",
+    ]
     push = {"ref": "refs/heads/main", "after": git("rev-parse", "HEAD", cwd=repo).strip()}
     code, jobs, log = run_act(checkout, repo, github, "push", push, tmp_path, extra)
     assert code == 0, log[-4000:]
@@ -255,6 +270,8 @@ def test_push_promotes_staging_then_dispatch_promotes_production(
     assert pull.head == "mlops/promote/staging/iris-classifier"
     record = github.read(REPO, pull.head, "apps/iris/staging/model-release.yaml")
     assert "image: localhost:5000/acme/iris-classifier@sha256:" in record
+    assert "**Verified release chain**" in pull.body
+    assert private.decode().splitlines()[1] not in log  # the key is masked, never printed
 
     dispatch = {"inputs": {"environment": "production"}}
     code, jobs, log = run_act(
@@ -268,3 +285,19 @@ def test_push_promotes_staging_then_dispatch_promotes_production(
     assert code == 0, log[-4000:]
     assert jobs == {"plan": "success", "dispatch": "success"}, jobs
     assert github.pulls[REPO][2].head == "mlops/promote/production/iris-classifier"
+    assert "**Verified release chain**" in github.pulls[REPO][2].body
+
+
+def _key_pair() -> tuple[bytes, bytes]:
+    """An Ed25519 key pair as PEM: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public

@@ -100,10 +100,11 @@ def test_an_image_is_resolved_read_and_deleted(shared: Registry, repository: str
 def test_referrers_fall_back_to_the_tag_schema(shared: Registry, repository: str) -> None:
     image = push_image(shared, repository, "v1", [{"a": b"a"}])
     other = push_image(shared, repository, "v2", [{"b": b"b"}])
-    sbom = shared.attach(
+    sbom, tag = shared.attach(
         repository, image, "application/vnd.example.sbom", b'{"sbom":1}', "application/json"
     )
-    provenance = shared.attach(
+    assert tag == "sha256-" + image.digest.removeprefix("sha256:")  # distribution 2.x: no API
+    provenance, _ = shared.attach(
         repository,
         image,
         "application/vnd.example.provenance",
@@ -112,7 +113,7 @@ def test_referrers_fall_back_to_the_tag_schema(shared: Registry, repository: str
         {"kind": "provenance"},
     )
     # Attaching the same bytes again changes nothing: the index lists each manifest once.
-    again = shared.attach(
+    again, _ = shared.attach(
         repository,
         image,
         "application/vnd.example.provenance",

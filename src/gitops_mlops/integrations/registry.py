@@ -508,8 +508,9 @@ class Registry:
         payload: bytes,
         payload_type: str,
         annotations: Mapping[str, str] | None = None,
-    ) -> Descriptor:
-        """Push `payload` as an OCI artifact whose `subject` is `subject`; its descriptor.
+    ) -> tuple[Descriptor, str | None]:
+        """Push `payload` as an OCI artifact whose `subject` is `subject`: its descriptor, and
+        the referrers tag updated (None when the registry indexes referrers itself).
 
         Where the registry does not index `subject` itself (no OCI-Subject header), the
         referrers tag `sha256-<hex>` is updated so that `referrers()` finds it.
@@ -531,9 +532,10 @@ class Registry:
         descriptor = Descriptor(
             OCI_MANIFEST, pushed.digest, pushed.size, artifact_type, dict(annotations or {})
         )
-        if not indexed:
-            self._add_to_fallback(repository, subject.digest, descriptor)
-        return descriptor
+        if indexed:
+            return descriptor, None
+        self._add_to_fallback(repository, subject.digest, descriptor)
+        return descriptor, fallback_tag(subject.digest)
 
     def delete(self, repository: str, digest: str) -> bool:
         """Delete the manifest `repository@digest` (and so every tag on it); False when absent.

@@ -142,6 +142,13 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """Attestations an image must carry to be promoted: signed with this key's private half."""
+
+    public_key: str  # relative to the spec's folder
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     on: Literal["push", "dispatch"]
@@ -149,6 +156,7 @@ class Environment:
     reviewers: tuple[str, ...]
     targets: tuple[Target, ...]
     release_record: str
+    verify: Verify | None = None  # replaces promotion.verify for this environment
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,11 @@ class Promotion:
     draft: bool
     auto_merge: Literal[False, "merge", "squash", "rebase"]
     environments: tuple[Environment, ...]
+    verify: Verify | None = None
+
+    def verify_for(self, environment: Environment) -> Verify | None:
+        """What promoting to `environment` must verify: its own setting, else the global."""
+        return environment.verify or self.verify
 
 
 @dataclass(frozen=True)
@@ -375,7 +388,12 @@ def _environment(raw: Mapping[str, Any]) -> Environment:
         reviewers=tuple(raw.get("reviewers", ())),
         targets=targets,
         release_record=raw.get("release_record") or default_release_record(raw["name"], targets),
+        verify=_verify(raw.get("verify")),
     )
+
+
+def _verify(raw: Mapping[str, Any] | None) -> Verify | None:
+    return Verify(public_key=raw["public_key"]) if raw else None
 
 
 def _promotion(raw: Mapping[str, Any]) -> Promotion:
@@ -387,4 +405,5 @@ def _promotion(raw: Mapping[str, Any]) -> Promotion:
         draft=pull_request.get("draft", False),
         auto_merge=pull_request.get("auto_merge", False),
         environments=tuple(_environment(e) for e in raw["environments"]),
+        verify=_verify(raw.get("verify")),
     )

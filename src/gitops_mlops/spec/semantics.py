@@ -472,6 +472,8 @@ class _Checker:
         for name in ("repository", "base"):
             if self.value(("promotion", name)) is not _MISSING:
                 self.printable(("promotion", name))
+        if self.value(("promotion", "verify", "public_key")) is not _MISSING:
+            self.repo_path(("promotion", "verify", "public_key"))
         environments: list[Any] = self.value(("promotion", "environments"), [])
         index: dict[str, int] = {}
         for i, _ in enumerate(environments):
@@ -516,6 +518,8 @@ class _Checker:
                 self.error((*where, "value"), "value applies to yaml_path targets only", True)
         if self.value((*here, "release_record")) is not _MISSING:
             self.gitops_path((*here, "release_record"))
+        if self.value((*here, "verify", "public_key")) is not _MISSING:
+            self.repo_path((*here, "verify", "public_key"))
 
     def cycles(self, environments: tuple[Mapping[str, Any], ...], index: dict[str, int]) -> None:
         requires = {e["name"]: e.get("requires") for e in environments}

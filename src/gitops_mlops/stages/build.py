@@ -20,15 +20,19 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from gitops_mlops import bundle, labels, serving
+from gitops_mlops.attestations import chain
+from gitops_mlops.attestations.facts import build_facts
+from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.errors import BuildError, MlopsError
 from gitops_mlops.integrations import docker, git
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
-from gitops_mlops.rundir import RunDir, write_json
+from gitops_mlops.rundir import RunDir, read_json, write_json
 from gitops_mlops.spec.model import Spec
 
 SERVER_PACKAGES = ("uvicorn", "httptools", "uvloop")
@@ -92,6 +96,7 @@ class BuildContext:
     env: Mapping[str, str]
     # Without an engine, still write the full context (wheels included) for a build elsewhere.
     context_without_engine: bool = True
+    signing_key: SigningKey | None = None  # None: attestations are written unsigned
 
 
 @dataclass(frozen=True)
@@ -449,7 +454,9 @@ def build(ctx: BuildContext) -> BuildResult:
     if ctx.push:
         found = _reusable(ctx, manifest, _pins(manifest))
         if found is not None:
+            looked_up = _now()
             reused = _reuse(ctx, client, manifest, _pins(manifest), found)
+            reused["attestations"] = attest(ctx, manifest, reused, looked_up, client)
             write_json(ctx.run.root / "build.json", reused)
             return BuildResult(True, "", reused)
     if client is None and not ctx.context_without_engine:
@@ -458,7 +465,7 @@ def build(ctx: BuildContext) -> BuildResult:
         python = f"{sys.version_info[0]}.{sys.version_info[1]}"
         contexts = render(ctx, manifest, python, os.uname().machine)
         return BuildResult(False, f"{why}; the build contexts are in {contexts.image.parent}", {})
-    started = time.monotonic()
+    started, started_at = time.monotonic(), _now()
     python, machine = docker.python_of(client, ctx.base_image)
     base_digest = docker.repo_digest(client, ctx.base_image)
     contexts = render(ctx, manifest, python, machine, base_digest)
@@ -499,5 +506,71 @@ def build(ctx: BuildContext) -> BuildResult:
     if ctx.push:
         data["digest"] = docker.push(client, repository, version)
         data["pushed"] = True
+        data["attestations"] = attest(ctx, manifest, data, started_at)
     write_json(ctx.run.root / "build.json", data)
     return BuildResult(True, "", data)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def attest(
+    ctx: BuildContext,
+    manifest: Mapping[str, Any],
+    data: dict[str, Any],
+    started: str,
+    client: Any = None,
+) -> dict[str, Any]:
+    """SBOM and provenance of the pushed image, attached to its digest (those already
+    attached are kept for a reused image); what build.json records of them."""
+    registry, reference = _published(ctx, str(manifest["model_version"]))
+    image = reference.with_digest(str(data["digest"]))
+    try:
+        if data.get("reused"):
+            kept = chain.existing(registry, image, ctx.signing_key)
+            if kept is not None:
+                return kept
+            if client is not None:  # a reused image without attestations: inventory it
+                data["packages"] = _image_packages(client, ctx, str(image), data["requirements"])
+        if not data.get("packages"):
+            return {"skipped": "no inventory of the image's packages (no Docker engine)"}
+        subject = registry.resolve(image.repository, str(image.digest))
+        if subject is None:
+            raise BuildError(f"{image} is not in the registry right after the push")
+        facts = build_facts(
+            model_name=ctx.spec.metadata.name,
+            spec_path=_spec_path(ctx),
+            manifest=manifest,
+            metrics=read_json(ctx.run.metrics, "metrics.json") if ctx.run.metrics.is_file() else {},
+            verdict=read_json(ctx.run.verdict, "verdict.json") if ctx.run.verdict.is_file() else {},
+            build=data,
+            env=ctx.env,
+            started=started,
+            finished=_now(),
+        )
+        return chain.publish(
+            registry, image, subject, facts, ctx.signing_key, ctx.run.root / "attestations"
+        )
+    except RegistryError as err:
+        raise BuildError(f"cannot attach the attestations to {image}: {err}") from None
+
+
+def _image_packages(
+    client: Any, ctx: BuildContext, image: str, pins: list[str]
+) -> list[dict[str, str | None]]:
+    """The inventory of a pulled image, with the wheels' hashes from the wheel cache."""
+    python, machine = docker.python_of(client, ctx.base_image)
+    wheels = download_wheels(pins, python, machine, _cache(ctx.env))
+    return inventory(installed_in(client, image, ctx.env), wheel_hashes(wheels))
+
+
+def _spec_path(ctx: BuildContext) -> str:
+    """The spec's path in its repository (its file name outside git)."""
+    top = git.work_tree_root(ctx.spec.root)
+    if top is None:
+        return ctx.spec.file.name
+    try:
+        return ctx.spec.file.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        return ctx.spec.file.name

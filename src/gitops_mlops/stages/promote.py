@@ -10,15 +10,18 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from gitops_mlops import bundle, gitops_repo, guarded_yaml, release
-from gitops_mlops.errors import MlopsError, PromotionConflict
+from gitops_mlops.attestations import chain, signing
+from gitops_mlops.attestations.chain import Chain
+from gitops_mlops.errors import MlopsError, PromotionConflict, VerificationFailed
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, GitError
 from gitops_mlops.integrations.github import BODY_LIMIT, TITLE_LIMIT, GitHub, fit
+from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
 from gitops_mlops.manifests import Image, check_repository, in_style_of, update
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Environment, Spec
@@ -46,6 +49,9 @@ class PromoteContext:
     kind: Literal["promote", "rollback", "release-hold"] = "promote"
     # Fields written into the release record besides the release: rollback_of, reason, hold.
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # registry credentials (verify)
+    public_key: Path | None = None  # --public-key: verify with it, whatever the spec says
+    verified: Chain | None = None  # set by promote() when the environment verifies
 
 
 @dataclass(frozen=True)
@@ -332,6 +338,7 @@ def promote(ctx: PromoteContext) -> dict[str, Any]:
     environment = environment_named(spec, ctx.environment)
     if ctx.kind == "promote":
         _check_policy(ctx)
+    ctx = replace(ctx, verified=verified(ctx, environment))
     url, repository, token = gitops_repo.remote(ctx.spec, ctx.github)
     base = spec.promotion.base if spec.promotion else "main"
     branch = f"mlops/{ctx.kind}/{environment.name}/{spec.metadata.name}"
@@ -343,6 +350,7 @@ def promote(ctx: PromoteContext) -> dict[str, Any]:
             "image": image.reference,
             "version": image.tag,
             "forced": _forced(ctx),
+            "verified": ctx.verified.to_json() if ctx.verified else None,
         }
         if result["changed"] and repository is not None:
             result |= _pull_request(
@@ -416,6 +424,28 @@ def _publish(
     )
 
 
+def verified(ctx: PromoteContext, environment: Environment) -> Chain | None:
+    """The candidate's attestation chain, checked against the environment's public key
+    before anything is written; None when the spec does not ask for it."""
+    setting = ctx.spec.promotion.verify_for(environment) if ctx.spec.promotion else None
+    path = ctx.public_key or (ctx.spec.root / setting.public_key if setting else None)
+    if path is None:
+        return None
+    image = ctx.candidate.image.reference
+    refusal = f"refusing to promote {image} to {environment.name}"
+    try:
+        key = signing.load_public(path)
+        reference = Reference.parse(image)
+    except MlopsError as err:
+        raise VerificationFailed(f"{refusal}: {err}") from None
+    try:
+        return chain.verify(
+            Registry(reference.registry, ctx.env), reference, key, ctx.candidate.image.tag
+        )
+    except (VerificationFailed, RegistryError) as err:
+        raise VerificationFailed(f"{refusal}: {err}") from None
+
+
 def push_environments(spec: Spec) -> list[str]:
     """The environments promoted on every push to the default branch."""
     environments = spec.promotion.environments if spec.promotion else ()
@@ -478,11 +508,41 @@ def _body(ctx: PromoteContext, environment: Environment) -> str:
     ]
     if ctx.github.run_url:
         lines.append(f"| run | {ctx.github.run_url} |")
+    if ctx.verified is not None:
+        lines += ["", *chain_lines(ctx.verified)]
     if _forced(ctx):
         lines += ["", f"> **Promoted past a failed gate** (`--force`). Reason: {ctx.reason}"]
     text = "\n".join(lines) + "\n\n" + candidate.report
     pointer = "\n*Truncated: the full report is in the workflow run's job summary.*"
     return fit(text, BODY_LIMIT, pointer)
+
+
+def chain_lines(verified_chain: Chain) -> list[str]:
+    """The verified chain, for the pull request body: key, source, model, SBOM, links."""
+    facts = verified_chain.to_json()
+    gate = facts.get("gate")
+    spec = facts.get("spec") or {}
+    lines = [
+        "**Verified release chain** (signatures and subjects checked before this pull request):",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| signed by | key `{facts['key']}` |",
+        f"| source | {facts.get('source') or 'local'} @ `{facts.get('commit') or 'unknown'}` |",
+        f"| spec | `{spec.get('path')}` |",
+        f"| model version | `{facts.get('model_version')}` |",
+        "| gate at build | "
+        + (
+            f"{'passed' if gate.get('passed') else 'failed'}, {gate.get('checks')} checks |"
+            if isinstance(gate, dict)
+            else "not run |"
+        ),
+        f"| SBOM | {facts.get('packages')} Python packages |",
+        f"| builder | {facts.get('builder')} |",
+    ]
+    for name, reference in sorted(facts["attestations"].items()):
+        lines.append(f"| {name} attestation | `{reference}` |")
+    return lines
 
 
 def _pull_request(
