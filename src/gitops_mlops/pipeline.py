@@ -92,7 +92,8 @@ def champion_for(
 
 def run(options: RunOptions, progress: Progress) -> RunOutcome:
     # Started first, so that its helper imports skops while we validate, load data and fit.
-    writer = bundle.ModelWriter() if _trains(options) else None
+    # With a run cache, a hit needs no writer: on a miss, train starts its own.
+    writer = bundle.ModelWriter() if _trains(options) and options.cache is None else None
     try:
         return _run(options, progress, writer)
     finally:
