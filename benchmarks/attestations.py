@@ -63,7 +63,9 @@ def project(folder: Path) -> Path:
     shutil.copytree(ROOT / "examples" / "gitops", folder / "gitops")
     spec = folder / "iris" / "mlops.yaml"
     text = spec.read_text().replace("localhost:5000/acme/iris-classifier", IMAGE)
-    spec.write_text(text.replace("{metric: latency_p95_ms, max: 50}", "{metric: latency_p95_ms}"))
+    spec.write_text(
+        text.replace("{metric: latency_p95_ms, max: 50}", "{metric: latency_p95_ms, max: 1e4}")
+    )
     git = ["git", "-c", "user.name=b", "-c", "user.email=b@b"]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "layout"]):
         subprocess.run([*git, *args], cwd=folder / "gitops", check=True)
@@ -106,11 +108,11 @@ def main() -> int:
         def context(push: bool) -> BuildContext:
             return BuildContext(spec, run, args.base_image, push, os.environ, signing_key=signer)
 
-        build(context(push=True))  # cold or not: the engine's cache is warm from here on
+        # A new repository: built and pushed (cold or not); the engine's cache is warm after.
+        built = build(context(push=True)).data
         warm = median(args.repeats, lambda: build(context(push=False)))
-        built = build(context(push=True)).data  # reused: the same model is in the registry
         manifest = bundle.read_manifest(run.model_dir)
-        data = {**built, "reused": False}
+        data = dict(built)  # every timed `attest` makes and attaches both kinds again
         added = median(args.repeats, lambda: attest(context(True), manifest, data, "now"))
         facts = build_facts(
             model_name=spec.metadata.name,
@@ -122,6 +124,12 @@ def main() -> int:
             env=os.environ,
             started="2026-01-01T00:00:00Z",
             finished="2026-01-01T00:01:00Z",
+        )
+        libraries = "import cyclonedx.model.bom, cyclonedx.output.json, cyclonedx.validation.json"
+        libraries += ", securesystemslib.dsse, securesystemslib.signer"
+        bare = median(args.repeats, lambda: subprocess.run([sys.executable, "-c", "pass"]))
+        imports = median(
+            args.repeats, lambda: subprocess.run([sys.executable, "-c", libraries], check=True)
         )
         sbom = median(args.repeats, lambda: KINDS["sbom"].make(facts))
         provenance = median(args.repeats, lambda: KINDS["provenance"].make(facts))
@@ -143,15 +151,20 @@ def main() -> int:
         verified = median(args.repeats, lambda: promoting(folder / "signing.pub.pem"))
         registry = Registry(Reference.parse(IMAGE).registry, os.environ)
         checked = chain.verify(registry, Reference.parse(image), signer.public)
+        verify = median(
+            args.repeats, lambda: chain.verify(registry, Reference.parse(image), signer.public)
+        )
     print(f"warm build (same model)                 {warm:7.2f} s")
     print(f"  + SBOM, provenance, 2 signatures, attach {added:7.2f} s  ({added / warm:.0%} of it)")
+    print(f"      their libraries' imports, once    {(imports - bare) * 1000:7.0f} ms")
     print(f"      CycloneDX document, validated     {sbom * 1000:7.0f} ms")
     print(f"      SLSA provenance                   {provenance * 1000:7.0f} ms")
     print(f"      two DSSE signatures (Ed25519)     {signatures * 1000:7.1f} ms")
     print(f"promotion (local GitOps repository)     {plain:7.2f} s")
     print(f"promotion with --public-key             {verified:7.2f} s  (+{verified - plain:.2f} s)")
+    print(f"      of which the verification         {verify * 1000:7.0f} ms")
     print(f"registry requests per verification      {checked.requests:7d}")
-    met = added <= 1 and verified - plain <= 1
+    met = added + imports - bare <= 1 and verified - plain <= 1
     print(
         f"targets (<= 1 s added to a warm build and to a promotion): {'met' if met else 'NOT met'}"
     )
