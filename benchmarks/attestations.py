@@ -40,7 +40,8 @@ from gitops_mlops.cli import main as mlops
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations import docker
 from gitops_mlops.integrations.registry import Reference, Registry
-from gitops_mlops.rundir import RunDir, read_json
+from gitops_mlops.records.promotion import PromotionRecord
+from gitops_mlops.rundir import RunDir
 from gitops_mlops.stages.build import BuildContext, attest, build
 from gitops_mlops.stages.promote import Candidate, PromoteContext, promote
 from gitops_mlops.stages.validate import load
@@ -109,18 +110,19 @@ def main() -> int:
             return BuildContext(spec, run, args.base_image, push, os.environ, signing_key=signer)
 
         # A new repository: built and pushed (cold or not); the engine's cache is warm after.
-        built = build(context(push=True)).data
+        built = build(context(push=True)).record
+        assert built is not None
         warm = median(args.repeats, lambda: build(context(push=False)))
         manifest = bundle.read_manifest(run.model_dir)
-        data = dict(built)  # every timed `attest` makes and attaches both kinds again
+        data = built  # every timed `attest` makes and attaches both kinds again
         added = median(args.repeats, lambda: attest(context(True), manifest, data, "now"))
         facts = build_facts(
             model_name=spec.metadata.name,
             spec_path="mlops.yaml",
             manifest=manifest,
-            metrics=read_json(run.metrics, "metrics"),
-            verdict=read_json(run.verdict, "verdict"),
-            build=data,
+            metrics=run.read_metrics().to_json(),
+            verdict=run.read_verdict().to_json(),
+            build=data.to_json(),
             env=os.environ,
             started="2026-01-01T00:00:00Z",
             finished="2026-01-01T00:01:00Z",
@@ -136,11 +138,11 @@ def main() -> int:
         made = statement(KINDS["provenance"], facts, KINDS["provenance"].make(facts))
         signatures = median(args.repeats, lambda: [signer.sign(made) for _ in KINDS])
 
-        image = f"{built['image']}@{built['digest']}"
+        image = f"{built.image}@{built.digest}"
         candidate = Candidate.from_run(run, image)
         settings = GitHubSettings.from_env({})
 
-        def promoting(public_key: Path | None) -> dict[str, Any]:
+        def promoting(public_key: Path | None) -> PromotionRecord:
             ctx = PromoteContext(
                 spec, candidate, "staging", False, None, settings, public_key=public_key
             )

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from gitops_mlops import __version__
 from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+from gitops_mlops.triggers import EVENTS, UNTIL
 
 if TYPE_CHECKING:
     from gitops_mlops.attestations.signing import SigningKey
+    from gitops_mlops.records.promotion import PromotionRecord
+    from gitops_mlops.records.verdict import Verdict
     from gitops_mlops.reporting.progress import Progress
     from gitops_mlops.spec.model import Spec
     from gitops_mlops.stages.report import ReportResult
@@ -119,22 +122,21 @@ def _progress(console: Console) -> Progress:
     return Progress(console.out, console.env)
 
 
-def _verdict_exit(verdict: dict[str, object], report: Path, console: Console) -> int:
+def _verdict_exit(verdict: Verdict, report: Path, console: Console) -> int:
     from gitops_mlops.errors import GateFailed
 
-    rows = verdict["rows"]
-    assert isinstance(rows, list)
-    failed = [r for r in rows if not r["passed"]]
+    failed = verdict.failed
     if not failed:
-        console.print(f"gate passed ({len(rows)} checks); report: {report}")
+        console.print(f"gate passed ({len(verdict.rows)} checks); report: {report}")
         return 0
     for row in failed:
-        console.print(f"  ✗ {row['reason']}")
-    raise GateFailed(f"gate failed: {len(failed)} of {len(rows)} checks; report: {report}")
+        console.print(f"  ✗ {row.reason}")
+    raise GateFailed(f"gate failed: {len(failed)} of {len(verdict.rows)} checks; report: {report}")
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from gitops_mlops.pipeline import RunOptions, event_of, run
+    from gitops_mlops.pipeline import RunOptions, run
+    from gitops_mlops.triggers import trigger_for
 
     options = RunOptions(
         spec_path=Path(args.spec),
@@ -142,7 +144,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         out=args.out,
         champion_file=args.champion,
         env=console.env,
-        event=event_of(args.event, console.env),
+        event=trigger_for(args.event, console.env).event,
         environment=args.environment,
         version=args.version,
         image=args.image,
@@ -288,18 +290,18 @@ def _print_report(result: ReportResult, console: Console) -> None:
 
 def _cmd_report(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.gitops_repo import GitHubSettings
-    from gitops_mlops.pipeline import event_of
     from gitops_mlops.reporting.github import running_in_actions
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.stages.report import ReportContext, report
     from gitops_mlops.stages.validate import load
+    from gitops_mlops.triggers import trigger_for
 
     run_dir = RunDir(Path(args.run_dir))
     _mask_token(console)
     context = ReportContext(
         load(run_dir.spec_path()),
         run_dir,
-        event_of(args.event, console.env),
+        trigger_for(args.event, console.env).event,
         console.env,
         GitHubSettings.from_env(console.env),
     )
@@ -337,10 +339,11 @@ def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
-    from gitops_mlops.pipeline import champion_for, event_of, track_run, version_of
-    from gitops_mlops.rundir import RunDir, read_json
+    from gitops_mlops.pipeline import champion_for, track_run, version_of
+    from gitops_mlops.rundir import RunDir
     from gitops_mlops.stages.gate import GateContext, gate
     from gitops_mlops.stages.validate import load
+    from gitops_mlops.triggers import trigger_for
 
     run_dir = RunDir(Path(args.run_dir))
     spec = load(run_dir.spec_path())
@@ -349,8 +352,8 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
     with progress.stage("gate"):
         verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
     if spec.tracking is not None:
-        measured = read_json(run_dir.metrics, "metrics.json")
-        event = event_of(None, console.env)
+        measured = run_dir.read_metrics()
+        event = trigger_for(None, console.env).event
         track_run(spec, run_dir, console.env, event, measured, verdict, progress)
     return _verdict_exit(verdict, run_dir.report, console)
 
@@ -386,31 +389,29 @@ def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _print_promotion(result: dict[str, object], console: Console) -> None:
-    verified = result.get("verified")
-    if isinstance(verified, dict):
+def _print_promotion(result: PromotionRecord, console: Console) -> None:
+    verified = result.verified
+    if verified is not None:
         console.print(
             f"verified {verified['image']}: model {verified['model_version']}, "
             f"signed by {verified['key']}"
         )
-    if not result["changed"]:
-        console.print(f"{result['environment']} already runs {result['version']}: nothing to do")
+    if not result.changed:
+        console.print(f"{result.environment} already runs {result.version}: nothing to do")
         return
-    pull = result.get("pull_request")
-    if isinstance(pull, dict):
-        verb = "opened" if pull["created"] else "updated"
-        console.print(f"{verb} pull request #{pull['number']}: {pull['url']}")
+    pull = result.pull_request
+    if pull is not None:
+        verb = "opened" if pull.created else "updated"
+        console.print(f"{verb} pull request #{pull.number}: {pull.url}")
         return
-    would = result.get("would_open")
-    assert isinstance(would, dict)
-    console.print(
-        f"committed {result['commit']} on branch {result['branch']} of {result['repository']}"
-    )
-    console.print(f"{result['diff']}")
+    would = result.would_open
+    assert would is not None
+    console.print(f"committed {result.commit} on branch {result.branch} of {result.repository}")
+    console.print(f"{result.diff}")
     console.print("pull request it would open (no GitHub repository for a local path):")
-    console.print(f"  title: {would['title']}")
+    console.print(f"  title: {would.title}")
     console.print("  body:")
-    for line in str(would["body"]).splitlines():
+    for line in would.body.splitlines():
         console.print(f"    {line}")
 
 
@@ -430,31 +431,31 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
     key = _signing_key(args.signing_key, console)
     with _progress(console).stage("build"):
         result = build(BuildContext(spec, run_dir, base, args.push, console.env, signing_key=key))
-    if not result.built:
+    record = result.record
+    if record is None:
         raise BuildError(f"no image was built: {result.reason}")
-    data = result.data
-    if data.get("reused"):
-        console.print(f"build     reused {data['digest']}")
-        smoke = data["smoke_test"]
+    if record.reused:
+        console.print(f"build     reused {record.digest}")
+        smoke = record.smoke_test
         console.print(
-            f"{data['reference']} is already in the registry with this model and these "
+            f"{record.reference} is already in the registry with this model and these "
             "packages; "
             + (
                 "smoke test passed"
-                if smoke.get("passed")
-                else f"smoke test skipped: {smoke.get('skipped')}"
+                if smoke and smoke.passed
+                else f"smoke test skipped: {smoke.skipped if smoke else 'not run'}"
             )
         )
     else:
         console.print(
-            f"built {data['reference']} ({data['size_bytes'] / 2**20:.0f} MB, "
-            f"{data['layers']} layers) in {data['build_seconds']} s; smoke test passed"
+            f"built {record.reference} ({record.size_bytes / 2**20:.0f} MB, "
+            f"{record.layers} layers) in {record.build_seconds} s; smoke test passed"
         )
-    if data["pushed"]:
-        console.print(f"pushed {data['image']}@{data['digest']}")
+    if record.pinned:
+        console.print(f"pushed {record.pinned}")
     from gitops_mlops.reporting.attestations import build_lines
 
-    for line in build_lines(data.get("attestations")):
+    for line in build_lines(record.attestations):
         console.print(line)
     return 0
 
@@ -497,7 +498,7 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
-    if not (run_dir.model_dir / "model.skops").is_file():
+    if not run_dir.model_file.is_file():
         raise MlopsError(f"{run_dir.model_dir}: no model.skops; train first (`mlops run`)")
     # Refuse a tampered or untrusted model here, as an error, before a server starts.
     check_model(run_dir.model_dir, load(run_dir.spec_path()).model.allow_modules)
@@ -559,12 +560,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
     run.add_argument(
         "--until",
-        choices=("validate", "train", "evaluate", "gate"),
+        choices=UNTIL,
         help="stop after this stage (default: every stage the event calls for)",
     )
     run.add_argument(
         "--event",
-        choices=("push", "pull_request", "workflow_dispatch"),
+        choices=EVENTS,
         help="trigger (default: GITHUB_EVENT_NAME, else push)",
     )
     run.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
@@ -629,7 +630,9 @@ def _parser() -> argparse.ArgumentParser:
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
     report_cmd.add_argument("run_dir", metavar="RUN_DIR")
-    report_cmd.add_argument("--event", choices=("push", "pull_request", "workflow_dispatch"))
+    report_cmd.add_argument(
+        "--event", choices=EVENTS, help="trigger (default: GITHUB_EVENT_NAME, else push)"
+    )
     report_cmd.set_defaults(handler=_cmd_report)
 
     train = commands.add_parser("train", help="train the model into a run directory")

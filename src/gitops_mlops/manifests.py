@@ -5,23 +5,27 @@ YAML libraries that load and dump lose comments, quoting, flow style and key ord
 parser gives character offsets) and splice the new text in: everything else stays byte for
 byte. Every target is resolved before any file is written; a target that does not resolve
 is an error, and applying the same update twice changes nothing.
+
+The kinds of target are one registry, `UPDATERS`: adding a kind is one entry here (its spec
+key, description and function), the same key in the schema's `target` definition, and a
+before/after pair in tests/manifests/; tests/unit/test_manifests.py walks every entry and
+checks that the schema agrees. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
 
 import yaml
 
 from gitops_mlops import guarded_yaml
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.guarded_yaml import CoreLoader
-from gitops_mlops.spec.model import Target
+from gitops_mlops.spec.model import Target, Value
 
-Value = Literal["reference", "digest", "tag", "repository"]
 # Manifests are other people's files and may be larger than a spec (a Helm values file, a
 # bundle of resources), but still guarded against alias bombs and deep nesting.
 MANIFEST_LIMITS = guarded_yaml.Limits(max_bytes=8 * 1024 * 1024, max_nodes=1_000_000)
@@ -175,31 +179,38 @@ def _named(sequence: yaml.Node | None, name: str) -> Iterator[yaml.MappingNode]:
 def _kustomize(
     text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
 ) -> None:
-    assert target.kustomize_image is not None
     for doc in docs:
-        for entry in _named(_walk(doc, ["images"]), target.kustomize_image):
+        for entry in _named(_walk(doc, ["images"]), target.selector):
             _put(text, entry, "newName", image.repository, edits)
             if _get(entry, "newTag") is not None:
                 _put(text, entry, "newTag", image.tag, edits)
             _put(text, entry, "digest", image.digest, edits)
             return
     raise ManifestError(
-        f"{target.file}: no `images:` entry named {target.kustomize_image!r}; add "
-        f"`images: [{{name: {target.kustomize_image}}}]` to the kustomization"
+        f"{target.file}: no `images:` entry named {target.selector!r}; add "
+        f"`images: [{{name: {target.selector}}}]` to the kustomization"
     )
 
 
 def _yaml_path(
     text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
 ) -> None:
-    assert target.yaml_path is not None
-    found = [n for n in (_walk(d, target.yaml_path.split(".")) for d in docs) if n is not None]
+    found = [n for n in (_walk(d, target.selector.split(".")) for d in docs) if n is not None]
     if not found:
         raise ManifestError(
-            f"{target.file}: {target.yaml_path} does not exist; add it with a placeholder value"
+            f"{target.file}: {target.selector} does not exist; add it with a placeholder value"
         )
     for node in found:
-        _set(text, node, image.value(target.value), edits)
+        _set(text, node, image.value(written_value(target)), edits)
+
+
+def written_value(target: Target) -> Value:
+    """What a yaml_path target writes: its `value`, else guessed from the path's last part
+    (`digest`, `tag`, `repository`), else the full reference."""
+    if target.value is not None:
+        return target.value
+    guesses: dict[str, Value] = {"digest": "digest", "tag": "tag", "repository": "repository"}
+    return guesses.get(target.selector.rpartition(".")[2], "reference")
 
 
 def _pod_specs(doc: yaml.Node) -> list[yaml.Node]:
@@ -213,18 +224,54 @@ def _pod_specs(doc: yaml.Node) -> list[yaml.Node]:
 def _container(
     text: str, docs: list[yaml.Node], target: Target, image: Image, edits: list[_Edit]
 ) -> None:
-    assert target.container is not None
     hits = 0
     for doc in docs:
         for pod in _pod_specs(doc):
             for field in ("containers", "initContainers"):
-                for container in _named(_walk(pod, [field]), target.container):
+                for container in _named(_walk(pod, [field]), target.selector):
                     _put(text, container, "image", image.reference, edits)
                     hits += 1
     if hits == 0:
-        raise ManifestError(
-            f"{target.file}: no workload has a container named {target.container!r}"
+        raise ManifestError(f"{target.file}: no workload has a container named {target.selector!r}")
+
+
+Apply = Callable[[str, list[yaml.Node], Target, Image, list[_Edit]], None]
+
+
+@dataclass(frozen=True)
+class Updater:
+    """One kind of target: the spec key that selects it and how it pins an image."""
+
+    key: str  # the target's key in mlops.yaml; its value is `Target.selector`
+    description: str  # the schema's description of that key, word for word
+    apply: Apply  # appends the edits that pin the image; ManifestError when nothing matches
+    takes_value: bool = False  # whether the target's `value:` chooses what is written
+
+
+UPDATERS: Mapping[str, Updater] = MappingProxyType(
+    {
+        updater.key: updater
+        for updater in (
+            Updater(
+                "kustomize_image",
+                "Name of the entry in the kustomization's images: list; its newName and digest "
+                "(and newTag, when present) are set.",
+                _kustomize,
+            ),
+            Updater(
+                "yaml_path",
+                "Dotted path of the value to set (list items by index), e.g. image.digest.",
+                _yaml_path,
+                takes_value=True,
+            ),
+            Updater(
+                "container",
+                "Name of the container in a Kubernetes workload whose image is set.",
+                _container,
+            ),
         )
+    }
+)
 
 
 def in_style_of(text: str, original: str | None) -> str:
@@ -247,9 +294,10 @@ def check_repository(text: str, target: Target, image: Image) -> None:
     nothing, or another image). `text` is the file with every target applied, so a
     `value: repository` target anywhere in the environment settles it.
     """
-    if target.yaml_path is None or target.value not in ("digest", "tag"):
+    value = written_value(target) if target.kind == "yaml_path" else None
+    if value not in ("digest", "tag"):
         return
-    *parent_path, _ = target.yaml_path.split(".")
+    *parent_path, _ = target.selector.split(".")
     for doc in _documents(text, target.file):
         parent = _walk(doc, parent_path)
         if not isinstance(parent, yaml.MappingNode):
@@ -275,7 +323,7 @@ def check_repository(text: str, target: Target, image: Image) -> None:
             )
         raise ManifestError(
             f"{where}: {path} names {shown!r}, but the image pushed is {image.repository}; "
-            f"pinning its {target.value} at {target.yaml_path} would run it under another "
+            f"pinning its {value} at {target.selector} would run it under another "
             f"repository's name. To fix, {fix}"
         )
 
@@ -305,12 +353,7 @@ def update(text: str, target: Target, image: Image) -> str:
     """`text` with the target's value pinned to `image`; unchanged bytes everywhere else."""
     docs = _documents(text, target.file)
     edits: list[_Edit] = []
-    if target.kustomize_image is not None:
-        _kustomize(text, docs, target, image, edits)
-    elif target.yaml_path is not None:
-        _yaml_path(text, docs, target, image, edits)
-    else:
-        _container(text, docs, target, image, edits)
+    UPDATERS[target.kind].apply(text, docs, target, image, edits)
     # Splice from the end so earlier offsets stay valid; insertions at one spot keep their order.
     for _, edit in sorted(enumerate(edits), key=lambda e: (e[1].start, e[0]), reverse=True):
         text = text[: edit.start] + edit.text + text[edit.end :]

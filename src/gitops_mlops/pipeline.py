@@ -1,12 +1,7 @@
-"""Which stages run, in which order, for which trigger (DESIGN.md §1).
+"""Which stages run, in which order, for which trigger: the table is `triggers.TRIGGERS`.
 
-| event             | stages                                                             |
-|-------------------|--------------------------------------------------------------------|
-| pull_request      | validate → train → evaluate → gate → report (sticky comment)       |
-| push              | … → gate → build, smoke, push → promote to `on: push` envs → report  |
-| workflow_dispatch | promote what the `requires` environment runs to `--environment`    |
-
-Each stage is a module in `stages/` with one entry point; this module only wires them.
+Each stage is a module in `stages/` with one entry point; this module only wires them,
+passing each stage's record to the next in memory. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -14,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gitops_mlops import bundle, data_url, release
 from gitops_mlops.attestations.signing import SigningKey
@@ -22,8 +16,12 @@ from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet import cache as run_cache
 from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
 from gitops_mlops.integrations import docker
+from gitops_mlops.records.metrics import Metrics
+from gitops_mlops.records.promotion import PromotionRecord
+from gitops_mlops.records.release import ReleaseRecord
+from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.reporting.progress import Progress
-from gitops_mlops.rundir import RunDir, new_run_dir, write_json
+from gitops_mlops.rundir import DISPATCH_DIR, RunDir, new_run_dir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
 from gitops_mlops.stages.build import BuildContext, build
@@ -39,9 +37,7 @@ from gitops_mlops.stages.promote import (
 from gitops_mlops.stages.report import ReportContext, ReportResult, report
 from gitops_mlops.stages.track import TrackContext, track
 from gitops_mlops.stages.train import TrainContext, train
-
-STAGES = ("validate", "train", "evaluate", "gate")
-EVENTS = ("push", "pull_request", "workflow_dispatch")
+from gitops_mlops.triggers import TRIGGERS, UNTIL, Trigger
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class RunOptions:
     out: Path | None
     champion_file: Path | None
     env: Mapping[str, str]
-    event: str = "push"
+    event: str = "push"  # a key of triggers.TRIGGERS
     environment: str | None = None  # workflow_dispatch: where to promote
     version: str | None = None  # workflow_dispatch: the version expected to be promoted
     image: str | None = None  # an image built elsewhere, REPOSITORY@sha256:…
@@ -68,17 +64,9 @@ class RunOutcome:
     spec: Spec
     run: RunDir | None
     version: str | None
-    verdict: dict[str, Any] | None
-    promotions: list[dict[str, Any]] = field(default_factory=list)
+    verdict: Verdict | None
+    promotions: list[PromotionRecord] = field(default_factory=list)
     report: ReportResult | None = None
-
-
-def event_of(explicit: str | None, env: Mapping[str, str]) -> str:
-    """`--event`, else the workflow's GITHUB_EVENT_NAME, else push (a laptop)."""
-    event = explicit or env.get("GITHUB_EVENT_NAME") or "push"
-    if event not in EVENTS:
-        raise MlopsError(f"event {event!r} is not handled; use one of {', '.join(EVENTS)}")
-    return event
 
 
 def champion_for(
@@ -101,9 +89,13 @@ def run(options: RunOptions, progress: Progress) -> RunOutcome:
             writer.close()
 
 
+def _trigger(options: RunOptions) -> Trigger:
+    return TRIGGERS[options.event]
+
+
 def _dispatches(options: RunOptions) -> bool:
-    """A workflow_dispatch run promotes a version built earlier: nothing is trained."""
-    return options.event == "workflow_dispatch" and options.until is None
+    """A run whose trigger trains nothing promotes a version built earlier."""
+    return not _trigger(options).trains and options.until is None
 
 
 def _trains(options: RunOptions) -> bool:
@@ -115,17 +107,18 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         spec = validate.load(options.spec_path)
     if _dispatches(options):
         return _dispatch(spec, options, progress)
-    stop = STAGES.index(options.until or "gate")
+    stop = UNTIL.index(options.until or "gate")
     if stop == 0:
         return RunOutcome(spec, None, None, None)
     run_dir = new_run_dir(options.out)
     restored = _from_cache(spec, run_dir, options, progress) if stop >= 2 else None
     if restored is not None:
         version, measured = restored
+        manifest = run_dir.manifest()
     else:
         with progress.stage("train"):
             trained = train(TrainContext(spec, run_dir, options.env, writer=writer))
-        version = trained.version
+        version, manifest = trained.version, trained.manifest
         progress.note(f"model {spec.metadata.name} version {version} in {run_dir.model_dir}")
         if stop == 1:
             return RunOutcome(spec, run_dir, version, None)
@@ -141,9 +134,10 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
     if options.until is not None:
         return RunOutcome(spec, run_dir, version, verdict)
     promotions = []
-    if options.event == "push" and verdict["passed"]:
-        promotions = _release(spec, run_dir, options, progress)
-    elif options.event == "push":
+    if _trigger(options).runs("build") and verdict.passed:
+        candidate = _Measured(manifest, verdict, measured)
+        promotions = _release(spec, run_dir, candidate, options, progress)
+    elif _trigger(options).runs("build"):
         progress.skipped("build", "the gate failed")
         progress.skipped("promote", "the gate failed")
     with progress.stage("report"):
@@ -156,8 +150,8 @@ def track_run(
     run_dir: RunDir,
     env: Mapping[str, str],
     event: str,
-    measured: Mapping[str, Any],
-    verdict: Mapping[str, Any],
+    measured: Metrics,
+    verdict: Verdict,
     progress: Progress,
 ) -> None:
     """Log the run to MLflow when the spec asks; a server that is down only warns."""
@@ -174,7 +168,7 @@ def track_run(
 
 def _from_cache(
     spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, Metrics] | None:
     """(version, metrics) restored from the run cache, or None on a miss (or no cache)."""
     if options.cache is None:
         return None
@@ -203,6 +197,15 @@ def _to_cache(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progre
     why = run_cache.store(options.cache, run_cache.key_for(spec), run_dir)
     if why is not None:
         progress.note(f"run cache: not stored ({why}); the run goes on without it")
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """This run's records, passed on in memory to build the release candidate."""
+
+    manifest: Mapping[str, object]
+    verdict: Verdict
+    metrics: Metrics
 
 
 def _report_context(spec: Spec, run_dir: RunDir, options: RunOptions) -> ReportContext:
@@ -240,21 +243,19 @@ def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress)
                 signing_key=options.signing_key,
             )
         )
-    if not built.built:  # pragma: no cover - the engine answered a moment ago
+    if built.record is None or built.record.pinned is None:  # pragma: no cover - see above
         progress.note(f"build skipped: {built.reason}")
         return None
-    if built.data.get("reused"):
-        progress.note(
-            f"reused {built.data['image']}@{built.data['digest']}: same model and packages"
-        )
+    if built.record.reused:
+        progress.note(f"reused {built.record.pinned}: same model and packages")
     else:
-        progress.note(f"pushed {built.data['image']}@{built.data['digest']}")
-    return f"{built.data['image']}@{built.data['digest']}"
+        progress.note(f"pushed {built.record.pinned}")
+    return built.record.pinned
 
 
 def _release(
-    spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
-) -> list[dict[str, Any]]:
+    spec: Spec, run_dir: RunDir, measured: _Measured, options: RunOptions, progress: Progress
+) -> list[PromotionRecord]:
     """Build, smoke-test and push the image, then promote to every `on: push` environment."""
     image = _image(spec, run_dir, options, progress)
     folder = plain_folder(spec)
@@ -271,7 +272,9 @@ def _release(
     if not targets:
         progress.skipped("promote", "no environment has `on: push`")
         return []
-    candidate = Candidate.from_run(run_dir, image)
+    candidate = Candidate.from_records(
+        measured.manifest, measured.verdict, measured.metrics, image, run_dir.read_report()
+    )
     settings = GitHubSettings.from_env(options.env)
     return list(
         promote_each(
@@ -300,7 +303,7 @@ def promote_each(
     progress: Progress,
     env: Mapping[str, str] | None = None,
     public_key: Path | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[PromotionRecord]:
     """Promote the candidate to each environment, yielding each result as it is done;
     promotion.json records the latest."""
     for name in environments:
@@ -317,7 +320,7 @@ def promote_each(
                     public_key=public_key,
                 )
             )
-        write_json(run_dir.root / "promotion.json", result)
+        run_dir.write_promotion(result)
         yield result
 
 
@@ -339,7 +342,7 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
             raise MlopsError(
                 f"{source.name} has no release yet ({source.release_record}); nothing to promote"
             )
-        record = release.parse_record_text(text, source.release_record)
+        record = ReleaseRecord.from_yaml(text, source.release_record)
         candidate = Candidate.from_record(record, source.name)
         if options.version is not None and options.version != candidate.image.tag:
             raise MlopsError(
@@ -358,10 +361,9 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
                 public_key=options.public_key,
             )
         )
-    out = options.out or Path(".mlops") / "dispatch"
-    write_json(out / "promotion.json", result)
+    RunDir(options.out or DISPATCH_DIR).write_promotion(result)
     return RunOutcome(spec, None, candidate.image.tag, None, [result])
 
 
 def version_of(run_dir: RunDir) -> str:
-    return str(bundle.read_manifest(run_dir.model_dir)["model_version"])
+    return str(run_dir.manifest()["model_version"])

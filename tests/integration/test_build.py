@@ -1,4 +1,4 @@
-"""Serving images on a real Docker engine and registry (DESIGN.md §6)."""
+"""Serving images on a real Docker engine and registry (README: Serving image)."""
 
 from __future__ import annotations
 

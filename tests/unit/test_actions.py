@@ -1,4 +1,5 @@
-"""The composite actions and workflows follow DESIGN.md §5's conventions and security rules."""
+"""The composite actions and workflows follow the project's conventions and security rules
+(docs/architecture.md: GitHub Actions)."""
 
 from __future__ import annotations
 

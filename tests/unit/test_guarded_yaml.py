@@ -10,11 +10,15 @@ import yaml
 from gitops_mlops import guarded_yaml, manifests, release
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.manifests import Image, ManifestError
+from gitops_mlops.records.metrics import Estimate
+from gitops_mlops.records.release import GateSummary, ReleaseRecord
 from gitops_mlops.spec.model import Target
 from tests.integration.helpers import alias_bomb_record
 
 IMAGE = Image("localhost:5000/acme/iris", "sha256:" + "a" * 64, "0123456789ab")
-DIGEST_TARGET = Target(file="values.yaml", value="digest", yaml_path="image.digest")
+DIGEST_TARGET = Target(
+    file="values.yaml", kind="yaml_path", selector="image.digest", value="digest"
+)
 
 
 def bomb(levels: int, prefix: str = "") -> str:
@@ -28,21 +32,19 @@ def bomb(levels: int, prefix: str = "") -> str:
 def test_a_release_record_is_read_as_it_was_written() -> None:
     # safe_dump quotes for YAML 1.1 only: `1234567890e1` is written plain and must come back
     # as the same string (YAML 1.2 would read a float), like every other field.
-    fields = {
-        "version": "1234567890e1",
-        "image": "r@sha256:" + "c" * 64,
-        "environment": "on",
-        "metrics": {"accuracy": {"value": 0.5, "ci_low": None}},
-        "gate": {"passed": True},
-    }
-    text = release.render_record(fields)
-    raw = release.parse_record_text(text, "model-release.yaml")
-    assert {k: raw[k] for k in fields} == fields
+    record = ReleaseRecord(
+        version="1234567890e1",
+        image="r@sha256:" + "c" * 64,
+        environment="on",
+        metrics={"accuracy": Estimate(0.5)},
+        gate=GateSummary(passed=True),
+    )
+    assert ReleaseRecord.from_yaml(record.to_yaml(), "model-release.yaml") == record
 
 
 def test_an_alias_bomb_in_a_release_record_is_refused_at_its_line() -> None:
     with pytest.raises(MlopsError) as caught:
-        release.parse_record_text(alias_bomb_record("staging"), "apps/r.yaml")
+        ReleaseRecord.from_yaml(alias_bomb_record("staging"), "apps/r.yaml")
     message = str(caught.value)
     assert message.startswith("apps/r.yaml:8:")
     assert "more than 100000 values after expanding aliases" in message
@@ -73,7 +75,7 @@ def test_an_alias_bomb_in_a_release_record_is_refused_at_its_line() -> None:
 )
 def test_release_records_get_every_guard(text: str, fragment: str) -> None:
     with pytest.raises(MlopsError) as caught:
-        release.parse_record_text(text, "r.yaml")
+        ReleaseRecord.from_yaml(text, "r.yaml")
     assert fragment in str(caught.value)
     assert str(caught.value).startswith("r.yaml:")
 

@@ -11,13 +11,13 @@ IMAGE = Image("localhost:5123/acme/iris", "sha256:" + "c" * 64, "v1")
 
 
 def digest_target(path: str = "image.digest", value: str = "digest") -> Target:
-    return Target(file="values.yaml", value=value, yaml_path=path)  # type: ignore[arg-type]
+    return Target("values.yaml", "yaml_path", path, value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bom", ["", "\ufeff"])
 def test_an_inserted_line_ends_like_the_file_lines(bom: str) -> None:
     text = bom + "images:\r\n  - name: app  # keep me\r\n    newName: old\r\n"
-    target = Target(file="k.yaml", value="reference", kustomize_image="app")
+    target = Target("k.yaml", "kustomize_image", "app")
     pinned = update(text, target, IMAGE)
     assert pinned == (
         bom + "images:\r\n  - name: app  # keep me\r\n    newName: localhost:5123/acme/iris\r\n"
@@ -27,7 +27,7 @@ def test_an_inserted_line_ends_like_the_file_lines(bom: str) -> None:
 
 def test_a_crlf_file_without_a_final_newline_gets_crlf() -> None:
     text = "kind: X\r\nimages:\r\n  - name: app\r\n    newName: old"
-    pinned = update(text, Target(file="k.yaml", value="reference", kustomize_image="app"), IMAGE)
+    pinned = update(text, Target("k.yaml", "kustomize_image", "app"), IMAGE)
     assert pinned.endswith("newName: localhost:5123/acme/iris\r\n    digest: sha256:" + "c" * 64)
     assert "\n" not in pinned.replace("\r\n", "")
 

@@ -7,16 +7,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitops_mlops.manifests import Image, ManifestError, plain_is_safe, update
+from gitops_mlops.errors import SpecError
+from gitops_mlops.manifests import UPDATERS, Image, ManifestError, plain_is_safe, update
 from gitops_mlops.spec.model import Target
+from gitops_mlops.spec.schema import schema
+from gitops_mlops.stages.validate import load
 
 CORPUS = Path(__file__).resolve().parent.parent / "manifests"
 IMAGE = Image("localhost:5000/acme/iris-classifier", "sha256:" + "1" * 64, "58776e3cb416")
 
 
 def target(file: str, **kind: str) -> Target:
-    value = kind.pop("value", "reference")
-    return Target(file=file, value=value, **kind)  # type: ignore[arg-type]
+    value = kind.pop("value", None)
+    ((key, selector),) = kind.items()
+    return Target(file=file, kind=key, selector=selector, value=value)  # type: ignore[arg-type]
 
 
 CASES = {
@@ -114,3 +118,45 @@ def test_plain_is_safe(value: str, safe: bool) -> None:
 def test_targets_that_do_not_resolve(text: str, spec_target: Target, fragment: str) -> None:
     with pytest.raises(ManifestError, match=fragment):
         update(text, spec_target, IMAGE)
+
+
+def test_every_updater_kind_has_a_before_and_after_case() -> None:
+    assert {t.kind for t, _ in CASES.values()} == set(UPDATERS)
+    for name in CASES:
+        for side in ("before", "after"):
+            assert (CORPUS / f"{name}.{side}.yaml").is_file()
+
+
+def test_the_schema_offers_exactly_the_registered_kinds() -> None:
+    definition = schema()["$defs"]["target"]
+    assert definition["oneOf"] == [{"required": [key]} for key in UPDATERS]
+    properties = definition["properties"]
+    assert set(properties) == {"file", "value", *UPDATERS}
+    for key, updater in UPDATERS.items():
+        assert properties[key]["description"] == updater.description, key
+        assert key in definition["description"], key
+
+
+@pytest.mark.parametrize("kind", sorted(UPDATERS))
+def test_every_kind_reaches_the_updater_from_a_spec(kind: str, tmp_path: Path) -> None:
+    """A spec target of each kind becomes a Target the registry handles; `value:` is
+    accepted exactly where the updater takes one."""
+    for with_value in (False, True):
+        extra = ", value: digest" if with_value else ""
+        spec = tmp_path / f"{kind}-{with_value}.yaml"
+        spec.write_text(
+            "apiVersion: mlops/v1\nkind: ModelPipeline\nmetadata: {name: m}\n"
+            "task: classification\ndata: {train: {builtin: iris}}\n"
+            "model: {estimator: sklearn.svm.SVC}\n"
+            "promotion:\n  environments:\n    - name: staging\n      targets:\n"
+            f"        - {{file: a.yaml, {kind}: x{extra}}}\n"
+        )
+        if with_value and not UPDATERS[kind].takes_value:
+            with pytest.raises(SpecError, match="value applies to"):
+                load(spec)
+            continue
+        built = load(spec)
+        assert built.promotion is not None
+        (got,) = built.promotion.environments[0].targets
+        assert (got.kind, got.selector) == (kind, "x")
+        assert got.value == ("digest" if with_value else None)

@@ -31,7 +31,9 @@ from typing import Any
 from gitops_mlops import bundle, globs
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.integrations import git
-from gitops_mlops.rundir import RunDir, read_json, write_json
+from gitops_mlops.records.metrics import Metrics
+from gitops_mlops.records.run import RunInfo
+from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Spec
 
 FORMAT = "v1"
@@ -221,7 +223,7 @@ def key_for(spec: Spec) -> str:
     return cache_key(spec, root, tracked)
 
 
-def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, dict[str, Any]] | None:
+def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, Metrics] | None:
     """(model version, metrics) of the entry restored into `run`, or None on a miss.
 
     The bundle's provenance is this run's: the same model may come from a spec that differs
@@ -238,9 +240,8 @@ def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, dict[
         "cache_key": key,
     }
     bundle.write_manifest(run.model_dir, manifest)
-    write_json(run.run_json, {"spec": str(spec.file.resolve()), "spec_digest": spec.digest})
-    metrics: dict[str, Any] = read_json(run.metrics, "metrics.json")
-    return str(manifest["model_version"]), metrics
+    run.write_run_info(RunInfo(spec.file.resolve(), spec.digest))
+    return str(manifest["model_version"]), run.read_metrics()
 
 
 def store(folder: Path, key: str, run: RunDir) -> str | None:

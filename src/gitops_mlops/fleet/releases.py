@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import gitops_repo, release
+from gitops_mlops import gitops_repo
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, Revision
 from gitops_mlops.integrations.github import GitHub
+from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.spec.model import Environment, Spec
 
 BRANCH_KINDS = ("promote", "rollback", "release-hold")
@@ -64,32 +65,23 @@ def hold_of(raw: Mapping[str, Any]) -> Hold | None:
 
 def parse(text: str, source: str) -> Release:
     """A release record's text; MlopsError when it is not one."""
-    raw = release.parse_record_text(text, source)
-    gate = _mapping(raw.get("gate"))
-    metrics = _mapping(raw.get("metrics"))
+    record = ReleaseRecord.from_yaml(text, source)
+    extra = record.extra  # fields the record type does not have yet
     return Release(
-        version=str(raw.get("version") or ""),
-        image=str(raw.get("image") or ""),
-        metrics={str(k): release.metric_value(metrics, str(k)) for k in metrics},
-        gate_passed=gate.get("passed") if isinstance(gate.get("passed"), bool) else None,
-        gate_failed=_int(gate.get("failed")),
-        gate_checks=_int(gate.get("checks")),
-        rollback_of=_text(raw.get("rollback_of")),
-        reason=_text(raw.get("reason")),
-        hold=hold_of(raw),
+        version=record.version,
+        image=record.image,
+        metrics={name: estimate.value for name, estimate in record.metrics.items()},
+        gate_passed=record.gate.passed,
+        gate_failed=record.gate.failed,
+        gate_checks=record.gate.checks,
+        rollback_of=_text(extra.get("rollback_of")),
+        reason=_text(extra.get("reason")),
+        hold=hold_of(extra),
     )
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def short_digest(image: str) -> str:

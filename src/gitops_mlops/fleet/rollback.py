@@ -11,13 +11,13 @@ promotion code as any release, so they are reviewed, audited and idempotent alik
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from gitops_mlops import release
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet.releases import Entry, Release, cloned, entries, parse, place_of
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
+from gitops_mlops.records.promotion import PromotionRecord
+from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages.promote import (
     Candidate,
@@ -73,7 +73,7 @@ def check_image(image: str, env: Mapping[str, str]) -> None:
 
 def _candidate(entry: Entry, environment: str) -> Candidate:
     assert entry.text is not None
-    record = release.parse_record_text(entry.text, f"{environment}@{entry.commit[:12]}")
+    record = ReleaseRecord.from_yaml(entry.text, f"{environment}@{entry.commit[:12]}")
     return Candidate.from_record(record, f"{environment} (commit {entry.commit[:12]})")
 
 
@@ -84,7 +84,7 @@ def rollback(
     reason: str,
     settings: GitHubSettings,
     env: Mapping[str, str],
-) -> tuple[dict[str, Any], str, str]:
+) -> tuple[PromotionRecord, str, str]:
     """Open the rollback pull request; (promotion result, from version, to version)."""
     if not reason.strip():
         raise MlopsError('rollback needs --reason "...": it goes into the record and the PR')
@@ -113,7 +113,7 @@ def rollback(
 
 def release_hold(
     spec: Spec, environment: str, settings: GitHubSettings
-) -> tuple[dict[str, Any], str]:
+) -> tuple[PromotionRecord, str]:
     """Open the pull request that removes the hold; (promotion result, the hold's reason)."""
     target = environment_named(spec, environment)
     with cloned(place_of(spec, settings)) as checkout:

@@ -132,13 +132,17 @@ class Container:
     size_budget_mb: float = 500
 
 
+Value = Literal["reference", "digest", "tag", "repository"]
+
+
 @dataclass(frozen=True)
 class Target:
+    """A value to pin in a GitOps file; `kind` is a key of `manifests.UPDATERS`."""
+
     file: str
-    value: Literal["reference", "digest", "tag", "repository"]
-    kustomize_image: str | None = None
-    yaml_path: str | None = None
-    container: str | None = None
+    kind: str  # kustomize_image, yaml_path, container, ...
+    selector: str  # that key's value: which entry, path or container
+    value: Value | None = None  # what is written (yaml_path), None: guessed from the path
 
 
 @dataclass(frozen=True)
@@ -349,20 +353,6 @@ def _container(raw: Mapping[str, Any]) -> Container:
     )
 
 
-def target_value(raw: Mapping[str, Any]) -> Literal["reference", "digest", "tag", "repository"]:
-    """What a target writes: explicit `value`, else guessed from the yaml_path's last part."""
-    if "value" in raw:
-        value: Literal["reference", "digest", "tag", "repository"] = raw["value"]
-        return value
-    last = str(raw.get("yaml_path", "")).rpartition(".")[2]
-    guesses: dict[str, Literal["digest", "tag", "repository"]] = {
-        "digest": "digest",
-        "tag": "tag",
-        "repository": "repository",
-    }
-    return guesses.get(last, "reference")
-
-
 def default_release_record(environment: str, targets: tuple[Target, ...]) -> str:
     if targets:
         parent = str(PurePosixPath(targets[0].file).parent)
@@ -370,17 +360,14 @@ def default_release_record(environment: str, targets: tuple[Target, ...]) -> str
     return f"releases/{environment}/model-release.yaml"
 
 
+def _target(raw: Mapping[str, Any]) -> Target:
+    # The schema allows exactly one key besides `file` and `value`: the updater's.
+    kind = next(key for key in raw if key not in ("file", "value"))
+    return Target(file=raw["file"], kind=kind, selector=raw[kind], value=raw.get("value"))
+
+
 def _environment(raw: Mapping[str, Any]) -> Environment:
-    targets = tuple(
-        Target(
-            file=t["file"],
-            value=target_value(t),
-            kustomize_image=t.get("kustomize_image"),
-            yaml_path=t.get("yaml_path"),
-            container=t.get("container"),
-        )
-        for t in raw.get("targets", ())
-    )
+    targets = tuple(_target(t) for t in raw.get("targets", ()))
     return Environment(
         name=raw["name"],
         on=raw.get("on", "dispatch"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from gitops_mlops import builtin_datasets, data_columns, data_url, globs, metrics
 from gitops_mlops.errors import Diagnostic
+from gitops_mlops.manifests import UPDATERS
 from gitops_mlops.spec import param_constraints
 from gitops_mlops.spec.document import Document, PathKey
 from gitops_mlops.spec.estimator import EstimatorError, resolve
@@ -511,15 +512,20 @@ class _Checker:
         for j, target in self.items((*here, "targets")):
             where: PathKey = (*here, "targets", j)
             self.gitops_path((*where, "file"))
-            for key in ("yaml_path", "kustomize_image", "container"):
+            for key in UPDATERS:
                 if key in target:
                     self.printable((*where, key))
-            if "value" in target and "yaml_path" not in target:
-                self.error((*where, "value"), "value applies to yaml_path targets only", True)
+            self.target_value(where, target)
         if self.value((*here, "release_record")) is not _MISSING:
             self.gitops_path((*here, "release_record"))
         if self.value((*here, "verify", "public_key")) is not _MISSING:
             self.repo_path((*here, "verify", "public_key"))
+
+    def target_value(self, where: PathKey, target: Mapping[str, Any]) -> None:
+        kind = next((key for key in target if key in UPDATERS), None)
+        if "value" in target and kind is not None and not UPDATERS[kind].takes_value:
+            takers = " and ".join(u.key for u in UPDATERS.values() if u.takes_value)
+            self.error((*where, "value"), f"value applies to {takers} targets only", True)
 
     def cycles(self, environments: tuple[Mapping[str, Any], ...], index: dict[str, int]) -> None:
         requires = {e["name"]: e.get("requires") for e in environments}

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +32,8 @@ from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.errors import BuildError, MlopsError
 from gitops_mlops.integrations import docker, git
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
-from gitops_mlops.rundir import RunDir, read_json, write_json
+from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
+from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.spec.model import Spec
 
 SERVER_PACKAGES = ("uvicorn", "httptools", "uvloop")
@@ -101,9 +102,12 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class BuildResult:
-    built: bool
+    record: BuildRecord | None  # None: nothing was built
     reason: str  # why not, when not built
-    data: dict[str, Any]
+
+    @property
+    def built(self) -> bool:
+        return self.record is not None
 
 
 def _pins(manifest: Mapping[str, Any]) -> list[str]:
@@ -206,7 +210,7 @@ def render(
     base_digest: str | None = None,
 ) -> Contexts:
     """Two build contexts, so a retrain sends the engine only the server code and model."""
-    root = ctx.run.root / "image"
+    root = ctx.run.image_dir
     shutil.rmtree(root, ignore_errors=True)
     packages, image = root / "packages", root / "model-image"
     packages.mkdir(parents=True)
@@ -286,9 +290,7 @@ def _smoke_request(ctx: BuildContext, manifest: Mapping[str, Any]) -> dict[str, 
     return {"inputs": inputs}
 
 
-def smoke_test(
-    client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag: str
-) -> dict[str, Any]:
+def smoke_test(client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag: str) -> SmokeTest:
     """Run the image, send the smoke request, and compare with the local model's answer."""
 
     from gitops_mlops.serving import protocol
@@ -316,7 +318,7 @@ def smoke_test(
         raise BuildError(
             f"smoke test: the image predicted {got[:5]}…, the local model {expected.tolist()[:5]}…"
         )
-    return {"passed": True, "rows": rows, "seconds": round(time.monotonic() - started, 2)}
+    return SmokeTest(passed=True, rows=rows, seconds=round(time.monotonic() - started, 2))
 
 
 def _same(got: list[Any], expected: list[Any]) -> bool:
@@ -347,9 +349,7 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def inventory(
-    installed: list[tuple[str, str]], hashes: Mapping[str, str]
-) -> list[dict[str, str | None]]:
+def inventory(installed: list[tuple[str, str]], hashes: Mapping[str, str]) -> tuple[Package, ...]:
     """Every package the image's venv holds, with the wheel it was installed from (None for
     what the base image brought, such as its own pip)."""
     wheels = {}
@@ -360,14 +360,9 @@ def inventory(
     for name, version in sorted(installed, key=lambda item: _normal(item[0])):
         wheel = wheels.get((_normal(name), version))
         packages.append(
-            {
-                "name": name,
-                "version": version,
-                "wheel": wheel[0] if wheel else None,
-                "sha256": wheel[1] if wheel else None,
-            }
+            Package(name, version, wheel[0] if wheel else None, wheel[1] if wheel else None)
         )
-    return packages
+    return tuple(packages)
 
 
 def installed_in(client: Any, image: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -418,35 +413,35 @@ def _reuse(
     manifest: Mapping[str, Any],
     pins: list[str],
     found: dict[str, Any],
-) -> dict[str, Any]:
+) -> BuildRecord:
     """The build record of an image already in the registry; smoke-tested when we can."""
     assert ctx.spec.container is not None
     repository, version = ctx.spec.container.image, str(manifest["model_version"])
     pinned = f"{repository}@{found['digest']}"
-    data: dict[str, Any] = {
-        "image": repository,
-        "tag": version,
-        "reference": f"{repository}:{version}",
-        "reused": True,
-        "size_bytes": found["size_bytes"],
-        "layers": found["layers"],
-        "base_image": ctx.base_image,
-        "requirements": pins,
-        "build_seconds": 0.0,
-        "digest": found["digest"],
-        "pushed": True,
-    }
+    record = BuildRecord(
+        image=repository,
+        tag=version,
+        reference=f"{repository}:{version}",
+        reused=True,
+        size_bytes=found["size_bytes"],
+        layers=found["layers"],
+        base_image=ctx.base_image,
+        requirements=tuple(pins),
+        build_seconds=0.0,
+        digest=found["digest"],
+        pushed=True,
+    )
     if client is None:
-        data["smoke_test"] = {"passed": None, "skipped": "no Docker engine to run the image"}
-        return data
+        return replace(
+            record, smoke_test=SmokeTest(None, skipped="no Docker engine to run the image")
+        )
     docker.pull(client, pinned)
-    data["smoke_test"] = smoke_test(client, ctx, manifest, pinned)
-    return data
+    return replace(record, smoke_test=smoke_test(client, ctx, manifest, pinned))
 
 
 def build(ctx: BuildContext) -> BuildResult:
     if ctx.spec.container is None:
-        return BuildResult(False, "the spec has no `container:` section", {})
+        return BuildResult(None, "the spec has no `container:` section")
     # The image's server trusts what the manifest records: check it against the spec first.
     manifest = bundle.check_model(ctx.run.model_dir, ctx.spec.model.allow_modules)
     version = str(manifest["model_version"])
@@ -456,15 +451,15 @@ def build(ctx: BuildContext) -> BuildResult:
         if found is not None:
             looked_up = _now()
             reused = _reuse(ctx, client, manifest, _pins(manifest), found)
-            reused["attestations"] = attest(ctx, manifest, reused, looked_up, client)
-            write_json(ctx.run.root / "build.json", reused)
-            return BuildResult(True, "", reused)
+            reused = attest(ctx, manifest, reused, looked_up, client)
+            ctx.run.write_build(reused)
+            return BuildResult(reused, "")
     if client is None and not ctx.context_without_engine:
-        return BuildResult(False, why, {})
+        return BuildResult(None, why)
     if client is None:
         python = f"{sys.version_info[0]}.{sys.version_info[1]}"
         contexts = render(ctx, manifest, python, os.uname().machine)
-        return BuildResult(False, f"{why}; the build contexts are in {contexts.image.parent}", {})
+        return BuildResult(None, f"{why}; the build contexts are in {contexts.image.parent}")
     started, started_at = time.monotonic(), _now()
     python, machine = docker.python_of(client, ctx.base_image)
     base_digest = docker.repo_digest(client, ctx.base_image)
@@ -482,33 +477,27 @@ def build(ctx: BuildContext) -> BuildResult:
             f"the image is {built.size_bytes / 2**20:.0f} MB, over "
             f"container.size_budget_mb ({ctx.spec.container.size_budget_mb:g})"
         )
-    data: dict[str, Any] = {
-        "image": repository,
-        "tag": version,
-        "reference": tag,
-        "reused": False,
-        "image_id": built.image_id,
-        "size_bytes": built.size_bytes,
-        "layers": built.layers,
-        "base_image": ctx.base_image,
-        "base_digest": base_digest,
-        "python": python,
-        "requirements": contexts.pins,
-        "packages": inventory(
-            installed_in(client, packages, ctx.env), wheel_hashes(contexts.wheels)
-        ),
-        "packages_image": packages,
-        "build_seconds": build_seconds,
-        "smoke_test": smoke_test(client, ctx, manifest, tag),
-        "digest": None,
-        "pushed": False,
-    }
+    record = BuildRecord(
+        image=repository,
+        tag=version,
+        reference=tag,
+        image_id=built.image_id,
+        size_bytes=built.size_bytes,
+        layers=built.layers,
+        base_image=ctx.base_image,
+        base_digest=base_digest,
+        python=python,
+        requirements=tuple(contexts.pins),
+        packages=inventory(installed_in(client, packages, ctx.env), wheel_hashes(contexts.wheels)),
+        packages_image=packages,
+        build_seconds=build_seconds,
+        smoke_test=smoke_test(client, ctx, manifest, tag),
+    )
     if ctx.push:
-        data["digest"] = docker.push(client, repository, version)
-        data["pushed"] = True
-        data["attestations"] = attest(ctx, manifest, data, started_at)
-    write_json(ctx.run.root / "build.json", data)
-    return BuildResult(True, "", data)
+        record = replace(record, digest=docker.push(client, repository, version), pushed=True)
+        record = attest(ctx, manifest, record, started_at)
+    ctx.run.write_build(record)
+    return BuildResult(record, "")
 
 
 def _now() -> str:
@@ -518,47 +507,51 @@ def _now() -> str:
 def attest(
     ctx: BuildContext,
     manifest: Mapping[str, Any],
-    data: dict[str, Any],
+    record: BuildRecord,
     started: str,
     client: Any = None,
-) -> dict[str, Any]:
+) -> BuildRecord:
     """SBOM and provenance of the pushed image, attached to its digest (those already
-    attached are kept for a reused image); what build.json records of them."""
+    attached are kept for a reused image); the record with what it keeps of them."""
     registry, reference = _published(ctx, str(manifest["model_version"]))
-    image = reference.with_digest(str(data["digest"]))
+    image = reference.with_digest(str(record.digest))
     try:
-        if data.get("reused"):
+        if record.reused:
             kept = chain.existing(registry, image, ctx.signing_key)
             if kept is not None:
-                return kept
+                return replace(record, attestations=kept)
             if client is not None:  # a reused image without attestations: inventory it
-                data["packages"] = _image_packages(client, ctx, str(image), data["requirements"])
-        if not data.get("packages"):
-            return {"skipped": "no inventory of the image's packages (no Docker engine)"}
+                packages = _image_packages(client, ctx, str(image), list(record.requirements))
+                record = replace(record, packages=packages)
+        if not record.packages:
+            skipped = {"skipped": "no inventory of the image's packages (no Docker engine)"}
+            return replace(record, attestations=skipped)
         subject = registry.resolve(image.repository, str(image.digest))
         if subject is None:
             raise BuildError(f"{image} is not in the registry right after the push")
+        verdict = ctx.run.find_verdict()
         facts = build_facts(
             model_name=ctx.spec.metadata.name,
             spec_path=_spec_path(ctx),
             manifest=manifest,
-            metrics=read_json(ctx.run.metrics, "metrics.json") if ctx.run.metrics.is_file() else {},
-            verdict=read_json(ctx.run.verdict, "verdict.json") if ctx.run.verdict.is_file() else {},
-            build=data,
+            metrics=ctx.run.read_metrics().to_json() if ctx.run.metrics.is_file() else {},
+            verdict=verdict.to_json() if verdict else {},
+            build=record.to_json(),
             env=ctx.env,
             started=started,
             finished=_now(),
         )
-        return chain.publish(
+        published = chain.publish(
             registry, image, subject, facts, ctx.signing_key, ctx.run.root / "attestations"
         )
     except RegistryError as err:
         raise BuildError(f"cannot attach the attestations to {image}: {err}") from None
+    return replace(record, attestations=published)
 
 
 def _image_packages(
     client: Any, ctx: BuildContext, image: str, pins: list[str]
-) -> list[dict[str, str | None]]:
+) -> tuple[Package, ...]:
     """The inventory of a pulled image, with the wheels' hashes from the wheel cache."""
     python, machine = docker.python_of(client, ctx.base_image)
     wheels = download_wheels(pins, python, machine, _cache(ctx.env))

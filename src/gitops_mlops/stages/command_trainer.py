@@ -33,10 +33,9 @@ from typing import IO, Any
 
 from gitops_mlops import bundle, datasets
 from gitops_mlops.errors import MlopsError
-from gitops_mlops.rundir import RunDir
+from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.spec.model import Spec
 
-CUSTOM_METRICS = "command_metrics.json"
 _TAIL = 20
 
 
@@ -45,7 +44,7 @@ def run(
 ) -> tuple[Any, dict[str, Any]]:
     assert spec.model.command is not None
     train_path, test_path = _write_split(run_dir, data)
-    output = run_dir.root / "command-output"
+    output = run_dir.command_output
     output.mkdir(parents=True, exist_ok=True)
     child_env = {
         **env,
@@ -68,13 +67,13 @@ def run(
     details: dict[str, Any] = {"trainer": "command", "command": list(spec.model.command)}
     custom = _custom_metrics(output / "metrics.json")
     if custom:
-        (run_dir.model_dir / CUSTOM_METRICS).write_text(json.dumps(custom, indent=2) + "\n")
+        write_json(run_dir.command_metrics, custom)
     return model, details
 
 
 def _write_split(run_dir: RunDir, data: datasets.Data) -> tuple[Path, Path]:
     run_dir.data_dir.mkdir(parents=True, exist_ok=True)
-    paths = run_dir.data_dir / "train.csv", run_dir.data_dir / "test.csv"
+    paths = run_dir.train_csv, run_dir.test_csv
     for path, x, y in (
         (paths[0], data.x_train, data.y_train),
         (paths[1], data.x_test, data.y_test),

@@ -13,9 +13,9 @@ import numpy as np
 
 from gitops_mlops import bootstrap, bundle, datasets, metrics
 from gitops_mlops.errors import MlopsError
-from gitops_mlops.rundir import RunDir, write_json
+from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics, MetricTable
+from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Confidence, Slice, Spec
-from gitops_mlops.stages.command_trainer import CUSTOM_METRICS
 
 LATENCY_WARMUP = 5
 
@@ -36,7 +36,8 @@ class Predictions:
     labels: list[Any]  # classes, in the model's order, then any unseen test classes
 
 
-def evaluate(ctx: EvaluateContext) -> dict[str, Any]:
+def evaluate(ctx: EvaluateContext) -> Metrics:
+    """Measure the model; the result is written to metrics.json and returned."""
     spec, run = ctx.spec, ctx.run
     model = (
         ctx.model
@@ -47,40 +48,38 @@ def evaluate(ctx: EvaluateContext) -> dict[str, Any]:
     names = [n for n in spec.evaluation.metrics if metrics.METRICS[n].needs != "latency"]
     predictions = _predict(spec, model, data, names)
     confidence = spec.evaluation.confidence
-    result: dict[str, Any] = {
-        "metrics": _measure(spec, names, predictions, confidence),
-        "slices": {},
-        "slice_rows": {},
-        "n_test": len(data.x_test),
-        "confidence": None
-        if confidence is None
-        else {
-            "level": confidence.level,
-            "resamples": confidence.resamples,
-            "seed": confidence.seed,
-        },
-    }
+    overall = _measure(spec, names, predictions, confidence)
+    slices: dict[str, MetricTable] = {}
+    slice_rows: dict[str, int] = {}
     frame = data.x_test.assign(**{data.target: data.y_test})
     for index, item in enumerate(spec.evaluation.slices):
         mask = _slice_mask(spec, frame, item, index)
-        result["slice_rows"][item.name] = int(mask.sum())
-        result["slices"][item.name] = _measure(spec, names, _subset(predictions, mask), confidence)
+        slice_rows[item.name] = int(mask.sum())
+        slices[item.name] = _measure(spec, names, _subset(predictions, mask), confidence)
     if spec.evaluation.latency is not None:
         p50, p95 = _latency(
             model, data, spec.evaluation.latency.batch_size, spec.evaluation.latency.repeats
         )
-        result["metrics"]["latency_p50_ms"] = {"value": p50, "ci_low": None, "ci_high": None}
-        result["metrics"]["latency_p95_ms"] = {"value": p95, "ci_low": None, "ci_high": None}
-    custom = run.model_dir / CUSTOM_METRICS
-    if custom.is_file():
-        result["custom"] = json.loads(custom.read_text())
-    write_json(run.metrics, result)
+        overall["latency_p50_ms"] = Estimate(p50)
+        overall["latency_p95_ms"] = Estimate(p95)
+    custom = run.command_metrics
+    result = Metrics(
+        metrics=overall,
+        slices=slices,
+        slice_rows=slice_rows,
+        n_test=len(data.x_test),
+        confidence=None
+        if confidence is None
+        else IntervalSettings(confidence.level, confidence.resamples, confidence.seed),
+        custom=json.loads(custom.read_text()) if custom.is_file() else {},
+    )
+    run.write_metrics(result)
     return result
 
 
 def _reload(spec: Spec, run: RunDir) -> datasets.Data:
     data = datasets.load(spec)
-    trained_on = bundle.read_manifest(run.model_dir).get("data_digest")
+    trained_on = run.manifest().get("data_digest")
     if trained_on != f"sha256:{data.digest}":
         raise MlopsError(
             f"the data changed since {run.model_dir} was trained ({trained_on} then, "
@@ -115,19 +114,19 @@ def _subset(p: Predictions, mask: np.ndarray[Any, Any]) -> Predictions:
     )
 
 
-def _entry(value: float | None, interval: bootstrap.Interval | None) -> dict[str, float | None]:
+def _entry(value: float | None, interval: bootstrap.Interval | None) -> Estimate:
     finite = value is not None and bool(np.isfinite(value))
-    return {
-        "value": float(value) if finite and value is not None else None,
-        "ci_low": interval.low if interval and finite else None,
-        "ci_high": interval.high if interval and finite else None,
-    }
+    if not finite or value is None:
+        return Estimate(None)
+    return Estimate(
+        float(value), interval.low if interval else None, interval.high if interval else None
+    )
 
 
 def _measure(
     spec: Spec, names: Sequence[str], p: Predictions, confidence: Confidence | None
-) -> dict[str, dict[str, float | None]]:
-    out: dict[str, dict[str, float | None]] = {}
+) -> dict[str, Estimate]:
+    out: dict[str, Estimate] = {}
     for name in names:
         if p.y_true.size == 0:
             out[name] = _entry(None, None)

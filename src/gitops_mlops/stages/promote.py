@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from gitops_mlops import bundle, gitops_repo, guarded_yaml, release
+from gitops_mlops import gitops_repo
 from gitops_mlops.attestations import chain, signing
 from gitops_mlops.attestations.chain import Chain
 from gitops_mlops.errors import MlopsError, PromotionConflict, VerificationFailed
@@ -23,7 +23,12 @@ from gitops_mlops.integrations.git import Checkout, GitError
 from gitops_mlops.integrations.github import BODY_LIMIT, TITLE_LIMIT, GitHub, fit
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
 from gitops_mlops.manifests import Image, check_repository, in_style_of, update
-from gitops_mlops.rundir import RunDir, read_json
+from gitops_mlops.records.build import BuildRecord
+from gitops_mlops.records.metrics import Metrics, MetricTable
+from gitops_mlops.records.promotion import PromotionRecord, PullRequestRef, WouldOpen
+from gitops_mlops.records.release import GateSummary, ReleaseRecord, Source
+from gitops_mlops.records.verdict import Verdict
+from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Environment, Spec
 
 MAX_ATTEMPTS = 3
@@ -72,12 +77,21 @@ def parse_image(reference: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    model_digest: str | None = None
+    data_digest: str | None = None
+    spec_digest: str | None = None
+    git_commit: str | None = None  # of the repository the model was trained from
+
+
+@dataclass(frozen=True)
 class Candidate:
     """What is being released: from a run directory, or from another environment's record."""
 
     image: Image
-    provenance: Mapping[str, Any]  # model/data/spec digests and the source git commit
-    measured: Mapping[str, Any]  # {"metrics": ..., "slices": ...}
+    provenance: Provenance
+    metrics: MetricTable
+    slices: Mapping[str, MetricTable]
     passed: bool  # the gate's verdict
     checks: int
     failed: int
@@ -85,61 +99,78 @@ class Candidate:
 
     @classmethod
     def from_run(cls, run: RunDir, image: str | None) -> Candidate:
-        manifest = bundle.read_manifest(run.model_dir)
-        verdict = read_json(run.verdict, "verdict.json")
-        if image is None:
-            build = run.root / "build.json"
-            if not build.is_file():
-                raise MlopsError(
-                    "no image to pin: build and push it first (`mlops build --push`), or pass "
-                    "--image REPOSITORY@sha256:..."
-                )
-            data = read_json(build, "build.json")
-            if not data.get("digest"):
-                raise MlopsError(
-                    "the run's image was built but not pushed, so it has no "
-                    "digest to pin; run `mlops build --push`"
-                )
-            image = f"{data['image']}@{data['digest']}"
-        repository, digest = parse_image(image)
-        rows = verdict.get("rows", [])
-        return cls(
-            image=Image(repository, digest, str(manifest["model_version"])),
-            provenance={k: manifest.get(k) for k in _PROVENANCE},
-            measured=read_json(run.metrics, "metrics.json"),
-            passed=bool(verdict.get("passed")),
-            checks=len(rows),
-            failed=sum(1 for r in rows if not r.get("passed")),
-            report=run.report.read_text(encoding="utf-8") if run.report.is_file() else "",
+        """The run's candidate, read from its files (`mlops promote RUN_DIR`)."""
+        return cls.from_records(
+            run.manifest(),
+            run.read_verdict(),
+            run.read_metrics(),
+            image or _pushed_image(run.find_build()),
+            run.read_report(),
         )
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], source: str) -> Candidate:
-        """Re-release what an environment runs (workflow_dispatch promotions)."""
-        repository, digest = parse_image(str(record.get("image", "")))
-        gate = record.get("gate") or {}
-        metrics = record.get("metrics") or {}
-        table = "\n".join(
-            f"| {name} | {entry.get('value') if isinstance(entry, dict) else entry} |"
-            for name, entry in metrics.items()
+    def from_records(
+        cls,
+        manifest: Mapping[str, Any],
+        verdict: Verdict,
+        measured: Metrics,
+        image: str,
+        report: str,
+    ) -> Candidate:
+        repository, digest = parse_image(image)
+        return cls(
+            image=Image(repository, digest, str(manifest["model_version"])),
+            provenance=Provenance(*(_text(manifest.get(k)) for k in _PROVENANCE)),
+            metrics=measured.metrics,
+            slices=measured.slices,
+            passed=verdict.passed,
+            checks=len(verdict.rows),
+            failed=len(verdict.failed),
+            report=report,
         )
+
+    @classmethod
+    def from_record(cls, record: ReleaseRecord, source: str) -> Candidate:
+        """Re-release what an environment runs (workflow_dispatch promotions)."""
+        repository, digest = parse_image(record.image)
+        table = "\n".join(f"| {name} | {entry.value} |" for name, entry in record.metrics.items())
         report = (
-            f"Released as it runs in **{source}** (gate passed: {gate.get('passed')}).\n\n"
+            f"Released as it runs in **{source}** (gate passed: {record.gate.passed}).\n\n"
             f"| metric | value |\n|---|---:|\n{table}\n"
         )
         return cls(
-            image=Image(repository, digest, str(record.get("version"))),
-            provenance={k: record.get(k) for k in _PROVENANCE if k != "git_commit"}
-            | {"git_commit": (record.get("source") or {}).get("commit")},
-            measured={"metrics": metrics, "slices": record.get("slices") or {}},
-            passed=bool(gate.get("passed")),
-            checks=int(gate.get("checks", 0)),
-            failed=int(gate.get("failed", 0)),
+            image=Image(repository, digest, record.version),
+            provenance=Provenance(
+                record.model_digest, record.data_digest, record.spec_digest, record.source.commit
+            ),
+            metrics=record.metrics,
+            slices=record.slices,
+            passed=bool(record.gate.passed),
+            checks=record.gate.checks,
+            failed=record.gate.failed,
             report=report,
         )
 
 
 _PROVENANCE = ("model_digest", "data_digest", "spec_digest", "git_commit")
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _pushed_image(build: BuildRecord | None) -> str:
+    if build is None:
+        raise MlopsError(
+            "no image to pin: build and push it first (`mlops build --push`), or pass "
+            "--image REPOSITORY@sha256:..."
+        )
+    if build.pinned is None:
+        raise MlopsError(
+            "the run's image was built but not pushed, so it has no "
+            "digest to pin; run `mlops build --push`"
+        )
+    return build.pinned
 
 
 def environment_named(spec: Spec, name: str) -> Environment:
@@ -171,9 +202,7 @@ def _check_requires(
     required = environment_named(ctx.spec, environment.requires)
     text = checkout.show(base_ref, required.release_record)
     path = required.release_record
-    current = (
-        release.parse_record(release.parse_record_text(text, path), path).version if text else None
-    )
+    current = ReleaseRecord.from_yaml(text, path).version if text else None
     if current != version:
         holds = f"runs {current}" if current else "has no release"
         raise PromotionRefused(
@@ -187,8 +216,11 @@ def _check_hold(
 ) -> None:
     """A held environment takes no automatic promotion: only `--force --reason` passes."""
     text = checkout.show(base_ref, environment.release_record)
-    record = _yaml(text) if text is not None else None
-    hold = record.get("hold") if isinstance(record, dict) else None
+    try:
+        record = ReleaseRecord.from_yaml(text, environment.release_record) if text else None
+    except MlopsError:
+        return  # not a record this tool wrote: it holds nothing
+    hold = record.extra.get("hold") if record is not None else None
     if not isinstance(hold, dict):
         return
     name = ctx.spec.metadata.name
@@ -203,44 +235,35 @@ def _check_hold(
         raise MlopsError('--force needs --reason "...": the reason goes into the pull request')
 
 
-def _yaml(text: str) -> Any:
-    try:
-        return guarded_yaml.load(text)
-    except guarded_yaml.YamlError:
-        return None  # not a record this tool wrote: it does not hold the release
-
-
 def _forced(ctx: PromoteContext) -> bool:
     return ctx.force and not ctx.candidate.passed
 
 
-def _record(ctx: PromoteContext, environment: Environment) -> str:
+def _record(ctx: PromoteContext, environment: Environment) -> ReleaseRecord:
     candidate = ctx.candidate
-    return release.render_record(
-        {
-            "model": ctx.spec.metadata.name,
-            "environment": environment.name,
-            "version": candidate.image.tag,
-            "image": candidate.image.reference,
-            "model_digest": candidate.provenance.get("model_digest"),
-            "data_digest": candidate.provenance.get("data_digest"),
-            "spec_digest": candidate.provenance.get("spec_digest"),
-            "metrics": candidate.measured.get("metrics", {}),
-            "slices": candidate.measured.get("slices", {}),
-            "gate": {
-                "passed": candidate.passed,
-                "checks": candidate.checks,
-                "failed": candidate.failed,
-                "forced": _forced(ctx),
-                "reason": ctx.reason if _forced(ctx) else None,
-            },
-            "source": {
-                "repository": ctx.github.current_repository,
-                "commit": candidate.provenance.get("git_commit"),
-                "run_url": ctx.github.run_url,
-            },
-            **{k: v for k, v in ctx.annotations.items() if v is not None},
-        }
+    return ReleaseRecord(
+        model=ctx.spec.metadata.name,
+        environment=environment.name,
+        version=candidate.image.tag,
+        image=candidate.image.reference,
+        model_digest=candidate.provenance.model_digest,
+        data_digest=candidate.provenance.data_digest,
+        spec_digest=candidate.provenance.spec_digest,
+        metrics=candidate.metrics,
+        slices=candidate.slices,
+        gate=GateSummary(
+            passed=candidate.passed,
+            checks=candidate.checks,
+            failed=candidate.failed,
+            forced=_forced(ctx),
+            reason=ctx.reason if _forced(ctx) else None,
+        ),
+        source=Source(
+            repository=ctx.github.current_repository,
+            commit=candidate.provenance.git_commit,
+            run_url=ctx.github.run_url,
+        ),
+        extra={k: v for k, v in ctx.annotations.items() if v is not None},
     )
 
 
@@ -248,7 +271,7 @@ def _plan(
     checkout: Checkout,
     ctx: PromoteContext,
     environment: Environment,
-    record: str,
+    record: ReleaseRecord,
     base_ref: str,
 ) -> _Plan:
     image = ctx.candidate.image
@@ -261,11 +284,11 @@ def _plan(
     for target in environment.targets:  # once every target of the file is applied
         check_repository(files[target.file], target, image)
     held = checkout.show(base_ref, environment.release_record)
-    files[environment.release_record] = in_style_of(record, held)
+    files[environment.release_record] = in_style_of(record.to_yaml(), held)
     trailers = [f"Model-Version: {image.tag}", f"Image: {image.reference}"]
     if ctx.github.current_repository:
         trailers.append(f"Source-Repository: {ctx.github.current_repository}")
-    commit = ctx.candidate.provenance.get("git_commit")
+    commit = ctx.candidate.provenance.git_commit
     if commit:
         trailers.append(f"Source-Commit: {commit}")
     message = (
@@ -285,17 +308,26 @@ def _holds(checkout: Checkout, ref: str, plan: _Plan, record_path: str) -> bool:
     for path, text in plan.files.items():
         if path != record_path and checkout.show(ref, path) != text:
             return False
-    held, wanted = checkout.show(ref, record_path), _yaml(plan.files[record_path])
-    current = _yaml(held) if held is not None else None
+    held = checkout.show(ref, record_path)
+    if held is None:
+        return False
+    try:
+        current = ReleaseRecord.from_yaml(held, record_path)
+    except MlopsError:
+        return False  # a damaged record is replaced
+    wanted = ReleaseRecord.from_yaml(plan.files[record_path], record_path)
+    return _released(current) == _released(wanted)
+
+
+def _released(record: ReleaseRecord) -> tuple[object, ...]:
+    """What a record releases (measured metrics may differ run to run and do not count)."""
     return (
-        isinstance(current, dict)
-        and isinstance(wanted, dict)
-        and all(current.get(k) == wanted.get(k) for k in _RELEASED)
+        record.version,
+        record.image,
+        record.environment,
+        record.extra.get("hold"),
+        record.extra.get("rollback_of"),
     )
-
-
-# What a record releases; measured metrics may differ run to run and do not count.
-_RELEASED = ("version", "image", "environment", "hold", "rollback_of")
 
 
 def _commit(checkout: Checkout, plan: _Plan, base_sha: str, branch: str) -> list[str]:
@@ -332,7 +364,16 @@ def _push(
     return True, previous
 
 
-def promote(ctx: PromoteContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Published:
+    changed: bool
+    commit: str | None = None
+    files_changed: tuple[str, ...] = ()
+    pushed: bool = False
+    previous: str | None = None  # the branch's head before the push
+
+
+def promote(ctx: PromoteContext) -> PromotionRecord:
     """Publish the promotion; the result is what promotion.json records."""
     spec, image = ctx.spec, ctx.candidate.image
     environment = environment_named(spec, ctx.environment)
@@ -344,31 +385,30 @@ def promote(ctx: PromoteContext) -> dict[str, Any]:
     branch = f"mlops/{ctx.kind}/{environment.name}/{spec.metadata.name}"
     with tempfile.TemporaryDirectory(prefix="mlops-promote-") as tmp:
         checkout = Checkout.clone(url, Path(tmp) / "repo", base, token)
-        result = _publish(ctx, checkout, environment, _record(ctx, environment), base, branch)
-        result |= {
-            "repository": repository or url,
-            "image": image.reference,
-            "version": image.tag,
-            "forced": _forced(ctx),
-            "verified": ctx.verified.to_json() if ctx.verified else None,
-        }
-        if result["changed"] and repository is not None:
-            result |= _pull_request(
-                ctx,
-                checkout,
-                repository,
-                environment,
-                branch,
-                base,
-                result["pushed"] and result["previous"] is None,
+        published = _publish(ctx, checkout, environment, _record(ctx, environment), base, branch)
+        result = PromotionRecord(
+            environment=environment.name,
+            branch=branch,
+            changed=published.changed,
+            commit=published.commit,
+            files_changed=published.files_changed,
+            pushed=published.pushed,
+            repository=repository or url,
+            image=image.reference,
+            version=image.tag,
+            forced=_forced(ctx),
+            verified=ctx.verified.to_json() if ctx.verified else None,
+        )
+        if published.changed and repository is not None:
+            new_branch = published.pushed and published.previous is None
+            pull, superseded, calls = _pull_request(
+                ctx, checkout, repository, environment, branch, base, new_branch
             )
-        elif result["changed"]:
-            result["would_open"] = {
-                "title": _title(ctx, environment),
-                "body": _body(ctx, environment),
-            }
-            result["diff"] = checkout.git("show", "--format=%B", "HEAD")
-    result.pop("previous", None)
+            result = replace(result, pull_request=pull, superseded=superseded, api_calls=calls)
+        elif published.changed:
+            would = WouldOpen(_title(ctx, environment), _body(ctx, environment))
+            diff = checkout.git("show", "--format=%B", "HEAD")
+            result = replace(result, would_open=would, diff=diff)
     return result
 
 
@@ -376,10 +416,10 @@ def _publish(
     ctx: PromoteContext,
     checkout: Checkout,
     environment: Environment,
-    record: str,
+    record: ReleaseRecord,
     base: str,
     branch: str,
-) -> dict[str, Any]:
+) -> _Published:
     for _ in range(MAX_ATTEMPTS):
         base_sha = checkout.fetch(base)
         gitops_repo.refuse_links(
@@ -392,32 +432,20 @@ def _publish(
         held = _holds(checkout, base_sha, plan, environment.release_record)
         changed = [] if held else _commit(checkout, plan, base_sha, branch)
         if not changed:
-            return {
-                "environment": environment.name,
-                "branch": branch,
-                "changed": False,
-                "commit": None,
-                "files_changed": [],
-                "pushed": False,
-                "previous": None,
-                "pull_request": None,
-            }
+            return _Published(changed=False)
         try:
             pushed, previous = _push(checkout, branch, base_sha, plan, environment.release_record)
         except GitError:
             continue  # someone else moved the branch: fetch and rebuild
         if checkout.remote_head(base) != base_sha:
             continue  # the base moved under us: rebuild on the new base so the PR is current
-        return {
-            "environment": environment.name,
-            "branch": branch,
-            "changed": True,
-            "commit": checkout.git("rev-parse", "HEAD").strip(),
-            "files_changed": changed,
-            "pushed": pushed,
-            "previous": previous,
-            "pull_request": None,
-        }
+        return _Published(
+            changed=True,
+            commit=checkout.git("rev-parse", "HEAD").strip(),
+            files_changed=tuple(changed),
+            pushed=pushed,
+            previous=previous,
+        )
     raise PromotionConflict(
         f"could not publish {branch}: the repository kept changing for {MAX_ATTEMPTS} attempts; "
         "rerun the promotion"
@@ -493,7 +521,7 @@ def _kind_notes(ctx: PromoteContext, environment: Environment) -> list[str]:
 def _body(ctx: PromoteContext, environment: Environment) -> str:
     candidate = ctx.candidate
     source = ctx.github.current_repository or "local"
-    commit = candidate.provenance.get("git_commit") or "(not a git checkout)"
+    commit = candidate.provenance.git_commit or "(not a git checkout)"
     lines = [
         marker(ctx.spec, environment),
         f"{headline(ctx, environment)}.",
@@ -502,8 +530,8 @@ def _body(ctx: PromoteContext, environment: Environment) -> str:
         "| | |",
         "|---|---|",
         f"| image | `{candidate.image.reference}` |",
-        f"| model digest | `{candidate.provenance.get('model_digest')}` |",
-        f"| data digest | `{candidate.provenance.get('data_digest')}` |",
+        f"| model digest | `{candidate.provenance.model_digest}` |",
+        f"| data digest | `{candidate.provenance.data_digest}` |",
         f"| source | {source} @ `{commit}` |",
     ]
     if ctx.github.run_url:
@@ -553,7 +581,8 @@ def _pull_request(
     branch: str,
     base: str,
     new_branch: bool,
-) -> dict[str, Any]:
+) -> tuple[PullRequestRef, tuple[int, ...], int]:
+    """The pull request opened or updated, those it superseded, and the API calls made."""
     assert ctx.github.token is not None and ctx.spec.promotion is not None
     github = GitHub(ctx.github.token, repository, ctx.github.api_url, ctx.github.throttle)
     try:
@@ -575,8 +604,5 @@ def _pull_request(
         if new_branch:  # leave no branch without its pull request behind
             checkout.git("push", "--quiet", "origin", "--delete", branch, check=False)
         raise
-    return {
-        "pull_request": {"number": pull.number, "url": pull.url, "created": pull.created},
-        "superseded": superseded,
-        "api_calls": github.calls,
-    }
+    ref = PullRequestRef(pull.number, pull.url, pull.created)
+    return ref, tuple(superseded), github.calls

@@ -21,13 +21,14 @@ from gitops_mlops.integrations.github import BODY_LIMIT, GitHub, fit
 from gitops_mlops.reporting.github import annotation, running_in_actions
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Spec
+from gitops_mlops.triggers import TRIGGERS
 
 
 @dataclass(frozen=True)
 class ReportContext:
     spec: Spec
     run: RunDir
-    event: str
+    event: str  # a key of triggers.TRIGGERS
     env: Mapping[str, str]
     github: GitHubSettings
 
@@ -45,35 +46,29 @@ def comment_marker(spec: Spec) -> str:
     return f"<!-- gitops-mlops:report model={spec.metadata.name} -->"
 
 
-def _optional(path: Path) -> dict[str, Any]:
-    loaded = read_json(path, path.name) if path.is_file() else {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 def outputs(run: RunDir) -> dict[str, str]:
-    manifest = _optional(run.model_dir / "manifest.json")
-    verdict = _optional(run.verdict)
-    build = _optional(run.root / "build.json")
-    promotion = _optional(run.root / "promotion.json")
-    pull = promotion.get("pull_request") or {}
+    """The step outputs: empty where the run has not got that far."""
+    # Only the version is shown: the model's files are checked where the model is loaded.
+    manifest = read_json(run.manifest_file, "manifest.json") if run.manifest_file.is_file() else {}
+    manifest = manifest if isinstance(manifest, dict) else {}
+    verdict = run.find_verdict()
+    build = run.find_build()
+    promotion = run.find_promotion()
+    pull = promotion.pull_request if promotion else None
     return {
         "model-version": str(manifest.get("model_version", "")),
-        "verdict": "" if not verdict else ("passed" if verdict.get("passed") else "failed"),
-        "image-digest": str(build.get("digest", "")),
-        "pr-url": str(pull.get("url", "")),
+        "verdict": "" if verdict is None else ("passed" if verdict.passed else "failed"),
+        "image-digest": (build.digest or "") if build else "",
+        "pr-url": pull.url if pull else "",
     }
 
 
 def _annotations(ctx: ReportContext) -> list[str]:
-    verdict = _optional(ctx.run.verdict)
+    verdict = ctx.run.find_verdict()
     lines = []
-    for row in verdict.get("rows", []):
-        if row.get("passed"):
-            continue
-        line, column = ctx.spec.locations.get(f"gate.thresholds[{row.get('threshold', 0)}]", (1, 1))
-        lines.append(
-            annotation("error", f"gate: {row['reason']}", str(ctx.spec.file), line, column)
-        )
+    for row in verdict.failed if verdict else ():
+        line, column = ctx.spec.locations.get(f"gate.thresholds[{row.threshold}]", (1, 1))
+        lines.append(annotation("error", f"gate: {row.reason}", str(ctx.spec.file), line, column))
     return lines
 
 
@@ -121,11 +116,11 @@ def _sticky(ctx: ReportContext, text: str) -> tuple[dict[str, Any] | None, list[
 
 
 def report(ctx: ReportContext) -> ReportResult:
-    text = ctx.run.report.read_text(encoding="utf-8") if ctx.run.report.is_file() else ""
+    text = ctx.run.read_report()
     values = outputs(ctx.run)
     comment: dict[str, Any] | None = None
     warnings: list[str] = []
-    if ctx.event == "pull_request":
+    if TRIGGERS[ctx.event].comments:
         comment, warnings = _sticky(ctx, text)
     notes: list[str] = []
     if running_in_actions(ctx.env):

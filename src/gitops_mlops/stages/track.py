@@ -20,6 +20,8 @@ from typing import Any
 
 from gitops_mlops import bundle
 from gitops_mlops.integrations import tracking
+from gitops_mlops.records.metrics import Metrics
+from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.spec.semantics import repository_root
@@ -34,8 +36,8 @@ class TrackContext:
     run: RunDir
     env: Mapping[str, str]
     event: str
-    measured: Mapping[str, Any]  # metrics.json
-    verdict: Mapping[str, Any]  # verdict.json
+    measured: Metrics
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,7 @@ def _tracked_run(ctx: TrackContext) -> tracking.TrackedRun:
         metrics=_metrics(ctx.measured),
         tags=_tags(ctx, manifest, version),
         artifacts=[
-            p
-            for p in (ctx.run.model_dir / "manifest.json", ctx.run.metrics, ctx.run.verdict)
-            if p.is_file()
+            p for p in (ctx.run.manifest_file, ctx.run.metrics, ctx.run.verdict) if p.is_file()
         ],
     )
 
@@ -90,21 +90,24 @@ def _params(manifest: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
-def _metrics(measured: Mapping[str, Any]) -> dict[str, float]:
+def _metrics(measured: Metrics) -> dict[str, float]:
     found: dict[str, float] = {}
-    tables = [("", measured.get("metrics", {}))]
-    tables += [(f"slice/{name}/", t) for name, t in measured.get("slices", {}).items()]
+    tables = [("", measured.metrics)]
+    tables += [(f"slice/{name}/", t) for name, t in measured.slices.items()]
     for prefix, table in tables:
         for name, entry in table.items():
-            for suffix, key in (("", "value"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
-                value = entry.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    found[f"{prefix}{name}{suffix}"] = float(value)
+            for suffix, value in (
+                ("", entry.value),
+                ("_ci_low", entry.ci_low),
+                ("_ci_high", entry.ci_high),
+            ):
+                if value is not None:
+                    found[f"{prefix}{name}{suffix}"] = value
     return found
 
 
 def _tags(ctx: TrackContext, manifest: Mapping[str, Any], version: str) -> dict[str, str]:
-    passed = ctx.verdict.get("passed")
+    passed = ctx.verdict.passed
     tags = {
         "mlops.model": ctx.spec.metadata.name,
         "mlops.model_version": version,

@@ -17,7 +17,8 @@ from typing import Any
 from gitops_mlops import bundle, datasets
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.integrations import dask, git
-from gitops_mlops.rundir import RunDir, write_json
+from gitops_mlops.records.run import RunInfo
+from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import command_trainer
 
@@ -64,7 +65,7 @@ def train(ctx: TrainContext) -> TrainResult:
             f"{run.model_file} changed while it was written (its sha256 is not the one of the "
             "model just saved); train again"
         )
-    write_json(run.run_json, {"spec": str(spec.file.resolve()), "spec_digest": spec.digest})
+    run.write_run_info(RunInfo(spec.file.resolve(), spec.digest))
     return TrainResult(model, version, manifest, data)
 
 

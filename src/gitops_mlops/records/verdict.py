@@ -1,0 +1,111 @@
+"""verdict.json: the gate's decision, one row per bound of every threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gitops_mlops.records.fields import Fields
+
+WHAT = "verdict.json"
+Kind = Literal["min", "max", "max_regression"]
+KINDS: tuple[Kind, ...] = ("min", "max", "max_regression")
+
+
+@dataclass(frozen=True)
+class GateRow:
+    threshold: int  # position in gate.thresholds
+    metric: str
+    slice: str | None
+    kind: Kind
+    on: str  # estimate | bound
+    observed: float | None
+    bound: float | None
+    champion: float | None
+    passed: bool
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return self.metric + (f" [{self.slice}]" if self.slice else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "metric": self.metric,
+            "slice": self.slice,
+            "kind": self.kind,
+            "on": self.on,
+            "observed": self.observed,
+            "bound": self.bound,
+            "champion": self.champion,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, fields: Fields) -> GateRow:
+        kind = fields.text("kind")
+        if kind not in KINDS:
+            raise fields.bad("kind", f"one of {', '.join(KINDS)}")
+        return cls(
+            threshold=fields.integer("threshold"),
+            metric=fields.text("metric"),
+            slice=fields.opt_text("slice"),
+            kind=kind,
+            on=fields.text("on", "estimate"),
+            observed=fields.opt_number("observed"),
+            bound=fields.opt_number("bound"),
+            champion=fields.opt_number("champion"),
+            passed=fields.flag("passed"),
+            reason=fields.text("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class ChampionRef:
+    """Which release the candidate was compared with."""
+
+    environment: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    rows: tuple[GateRow, ...]
+    champion: ChampionRef | None = None
+
+    @property
+    def failed(self) -> tuple[GateRow, ...]:
+        return tuple(row for row in self.rows if not row.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "rows": [row.to_json() for row in self.rows],
+            "champion": None
+            if self.champion is None
+            else {"environment": self.champion.environment, "version": self.champion.version},
+        }
+
+    @classmethod
+    def from_json(cls, raw: object, source: str) -> Verdict:
+        fields = Fields(raw, source, WHAT)
+        rows = fields.raw.get("rows")
+        rows = [] if rows is None else rows
+        if not isinstance(rows, list):
+            raise fields.bad("rows", "a list")
+        champion = fields.obj("champion")
+        return cls(
+            passed=fields.flag("passed"),
+            rows=tuple(
+                GateRow.from_json(Fields(row, source, WHAT, f"rows[{i}]"))
+                for i, row in enumerate(rows)
+            ),
+            champion=None
+            if champion is None
+            else ChampionRef(
+                champion.text("environment", scalar=True), champion.text("version", scalar=True)
+            ),
+        )
