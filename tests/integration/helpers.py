@@ -43,3 +43,15 @@ def alias_bomb_record(environment: str) -> str:
         f"image: localhost:5000/acme/iris@sha256:{'c' * 64}\n"
         "metrics: {accuracy: {value: 0.5}}\nnotes:\n" + "\n".join(levels) + "\n"
     )
+
+
+LATENCY_GATE = "    - {metric: latency_p95_ms, max: 250}"
+
+
+def without_latency_gate(spec: str) -> str:
+    """The iris example's spec text without its latency threshold (for flows that do not
+    measure latency, or where a busy machine must not decide the outcome)."""
+    lines = spec.splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(LATENCY_GATE)]
+    assert len(kept) == len(lines) - 1, "the example's latency threshold changed"
+    return "".join(kept)

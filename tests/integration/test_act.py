@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fake_github import TOKEN, FakeGitHub, Pull, git
+from tests.integration.helpers import without_latency_gate
 from tests.integration.test_promote import REPO, gitops_files
 
 SOURCE = "acme/models"
@@ -78,7 +79,7 @@ def consumer(folder: Path, threshold: float = 0.85) -> Path:
     spec = repo / "iris" / "mlops.yaml"
     text = spec.read_text().replace("repository: ../gitops ", f"repository: {REPO} ")
     text = text.replace("latency: {batch_size: 1, repeats: 100}", "latency: false")
-    text = text.replace("    - {metric: latency_p95_ms, max: 50}\n", "")
+    text = without_latency_gate(text)
     spec.write_text(
         text.replace("{metric: accuracy, min: 0.85}", f"{{metric: accuracy, min: {threshold}}}")
     )

@@ -12,7 +12,7 @@ import yaml
 
 from tests.conftest import ROOT, run_cli
 from tests.fake_github import FakeGitHub, Fault
-from tests.integration.helpers import alias_bomb_record
+from tests.integration.helpers import alias_bomb_record, without_latency_gate
 from tests.integration.test_promote import IMAGE, REPO, SOURCE, gitops_files
 
 
@@ -29,7 +29,7 @@ def project(tmp_path: Path) -> Path:
     spec = (ROOT / "examples" / "iris" / "mlops.yaml").read_text()
     spec = spec.replace("repository: ../gitops ", f"repository: {REPO} ")
     spec = spec.replace("latency: {batch_size: 1, repeats: 100}", "latency: false")
-    spec = spec.replace("    - {metric: latency_p95_ms, max: 50}\n", "")
+    spec = without_latency_gate(spec)
     (tmp_path / "mlops.yaml").write_text(spec)
     return tmp_path
 
