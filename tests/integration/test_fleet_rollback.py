@@ -257,6 +257,12 @@ def test_a_held_production_refuses_the_dispatch(
     world.merge("mlops/rollback/production/churn")
     refused = run_cli("run", spec, "--event", "workflow_dispatch", "-e", "production", "--out", out)
     assert refused.code == 6 and "production is on hold for churn" in refused.err
+    # The pull request report of the next candidate says so (production is its champion).
+    gated = run_cli("run", spec, "--until", "gate", "--out", str(world.tmp / "next"))
+    assert gated.code in (0, 4), gated.out + gated.err
+    report = (world.tmp / "next" / "report.md").read_text()
+    assert "**production is on hold**: rolled back from" in report
+    assert "mlops release-hold churn --environment production" in report
 
 
 def test_a_version_that_never_ran_there_is_refused_naming_those_that_did(

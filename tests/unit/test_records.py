@@ -14,7 +14,7 @@ from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics
 from gitops_mlops.records.promotion import PromotionRecord, PullRequestRef, WouldOpen
-from gitops_mlops.records.release import GateSummary, ReleaseRecord, Source
+from gitops_mlops.records.release import GateSummary, Hold, ReleaseRecord, Source
 from gitops_mlops.records.run import RunInfo
 from gitops_mlops.records.verdict import ChampionRef, GateRow, Verdict
 from gitops_mlops.rundir import RunDir
@@ -86,7 +86,10 @@ RELEASE = ReleaseRecord(
     slices={"long-petals": {"accuracy": Estimate(0.8, 0.7, 0.9)}},
     gate=GateSummary(False, 4, 1, True, "hotfix"),
     source=Source("acme/models", "d" * 40, "https://github.com/acme/models/actions/runs/1"),
-    extra={"hold": {"by": "@alice", "reason": "incident 42"}},
+    rollback_of="fedcba987654",
+    reason="incident 42",
+    hold=Hold("rolled back from fedcba987654: incident 42", "fedcba987654"),
+    extra={"freeze": {"by": "@alice", "until": "2026-01-05"}},
 )
 RUN_INFO = RunInfo(Path("/repo/mlops.yaml"), "sha256:" + "4" * 64)
 JSON_RECORDS: list[Any] = [METRICS, VERDICT, BUILD, PROMOTION, RUN_INFO]
@@ -124,7 +127,7 @@ def test_the_release_record_round_trips_and_keeps_unknown_keys() -> None:
     assert read.to_yaml() == text  # byte for byte: a rerun changes nothing
     # A newer version's field survives a read-modify-write by this one.
     changed = dataclasses.replace(read, version="feedfacecafe").to_yaml()
-    assert "hold:\n  by: '@alice'\n  reason: incident 42\n" in changed
+    assert "freeze:\n  by: '@alice'\n  until: '2026-01-05'\n" in changed
 
 
 def test_an_older_or_hand_written_release_record_reads() -> None:

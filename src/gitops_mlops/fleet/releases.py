@@ -22,22 +22,11 @@ from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, Revision
 from gitops_mlops.integrations.github import GitHub
-from gitops_mlops.records.release import ReleaseRecord
+from gitops_mlops.records.release import Hold, ReleaseRecord
 from gitops_mlops.spec.model import Environment, Spec
 
 BRANCH_KINDS = ("promote", "rollback", "release-hold")
 _PR_NUMBER = re.compile(r"(?:[Pp]ull request #|\(#)(\d+)")
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Automatic promotion into the environment is refused until the hold is released."""
-
-    reason: str
-    rollback_of: str | None  # the version rolled back from, when a rollback set the hold
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reason": self.reason, "rollback_of": self.rollback_of}
 
 
 @dataclass(frozen=True)
@@ -55,18 +44,9 @@ class Release:
     hold: Hold | None
 
 
-def hold_of(raw: Mapping[str, Any]) -> Hold | None:
-    hold = raw.get("hold")
-    if not isinstance(hold, Mapping):
-        return None
-    rollback_of = hold.get("rollback_of")
-    return Hold(str(hold.get("reason") or "no reason given"), _text(rollback_of))
-
-
 def parse(text: str, source: str) -> Release:
     """A release record's text; MlopsError when it is not one."""
     record = ReleaseRecord.from_yaml(text, source)
-    extra = record.extra  # fields the record type does not have yet
     return Release(
         version=record.version,
         image=record.image,
@@ -74,9 +54,9 @@ def parse(text: str, source: str) -> Release:
         gate_passed=record.gate.passed,
         gate_failed=record.gate.failed,
         gate_checks=record.gate.checks,
-        rollback_of=_text(extra.get("rollback_of")),
-        reason=_text(extra.get("reason")),
-        hold=hold_of(extra),
+        rollback_of=record.rollback_of,
+        reason=record.reason,
+        hold=record.hold,
     )
 
 

@@ -17,12 +17,13 @@ from gitops_mlops.fleet.releases import Entry, Release, cloned, entries, parse, 
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
 from gitops_mlops.records.promotion import PromotionRecord
-from gitops_mlops.records.release import ReleaseRecord
+from gitops_mlops.records.release import Hold, ReleaseRecord
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages.promote import (
     Candidate,
     PromoteContext,
     PromotionRefused,
+    RollbackNotes,
     environment_named,
     promote,
 )
@@ -94,10 +95,7 @@ def rollback(
     current, chosen = choose(found, to, target.name)
     assert chosen.release is not None
     check_image(chosen.release.image, env)
-    hold = {
-        "reason": f"rolled back from {current.version}: {reason}",
-        "rollback_of": current.version,
-    }
+    hold = Hold(f"rolled back from {current.version}: {reason}", current.version)
     ctx = PromoteContext(
         spec,
         _candidate(chosen, target.name),
@@ -106,7 +104,7 @@ def rollback(
         reason=reason,
         github=settings,
         kind="rollback",
-        annotations={"rollback_of": current.version, "reason": reason, "hold": hold},
+        notes=RollbackNotes(current.version, reason, hold),
     )
     return promote(ctx), current.version, chosen.release.version
 
@@ -134,6 +132,6 @@ def release_hold(
         github=settings,
         kind="release-hold",
         # What runs stays a rollback; only the hold goes.
-        annotations={"rollback_of": current.rollback_of, "reason": current.reason},
+        notes=RollbackNotes(current.rollback_of, current.reason),
     )
     return promote(ctx), current.hold.reason

@@ -90,6 +90,24 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """While a record holds one, promotion into its environment is refused (exit 6) unless
+    forced; `mlops release-hold` opens the pull request that removes it."""
+
+    reason: str = ""
+    rollback_of: str | None = None  # the version rolled back from, when a rollback set it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "rollback_of": self.rollback_of}
+
+    @classmethod
+    def from_json(cls, fields: Fields | None) -> Hold | None:
+        if fields is None:
+            return None
+        return cls(fields.text("reason", scalar=True), fields.opt_text("rollback_of", scalar=True))
+
+
+@dataclass(frozen=True)
 class ReleaseRecord:
     model: str = ""
     environment: str = ""
@@ -102,6 +120,10 @@ class ReleaseRecord:
     slices: Mapping[str, MetricTable] = field(default_factory=dict)
     gate: GateSummary = field(default_factory=GateSummary)
     source: Source = field(default_factory=Source)
+    # A rollback (mlops rollback): the version it replaced, why, and the hold it sets.
+    rollback_of: str | None = None
+    reason: str | None = None
+    hold: Hold | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown keys, kept as read
 
     def to_mapping(self) -> dict[str, Any]:
@@ -120,7 +142,14 @@ class ReleaseRecord:
             "gate": self.gate.to_json(),
             "source": self.source.to_json(),
         }
-        return known | {k: v for k, v in self.extra.items() if k not in known}
+        # Written only when set: an ordinary release's record stays as it always was.
+        rollback = {
+            "rollback_of": self.rollback_of,
+            "reason": self.reason,
+            "hold": self.hold.to_json() if self.hold else None,
+        }
+        known |= {k: v for k, v in rollback.items() if v is not None}
+        return known | {k: v for k, v in self.extra.items() if k not in _KNOWN}
 
     def to_yaml(self) -> str:
         """The record's text: deterministic (no timestamps), so reruns change nothing."""
@@ -144,6 +173,9 @@ class ReleaseRecord:
             slices=slices_from_json(fields, "slices"),
             gate=GateSummary.from_json(fields.obj("gate")),
             source=Source.from_json(fields.obj("source")),
+            rollback_of=fields.opt_text("rollback_of", scalar=True),
+            reason=fields.opt_text("reason"),
+            hold=Hold.from_json(fields.obj("hold")),
             extra=MappingProxyType(fields.unknown(_KNOWN)),
         )
 
@@ -152,7 +184,7 @@ class ReleaseRecord:
         return cls.from_mapping(parse_yaml(text, source), source)
 
 
-_KNOWN = frozenset(ReleaseRecord().to_mapping())
+_KNOWN = frozenset(ReleaseRecord(rollback_of="x", reason="x", hold=Hold("x")).to_mapping())
 
 
 def parse_yaml(text: str, source: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
+from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.release import Champion
 from gitops_mlops.spec.model import Spec
@@ -39,6 +40,18 @@ def _table(measured: MetricTable, champion: MetricTable | None, level: str) -> l
     return lines
 
 
+def _hold(spec: Spec, record: ReleaseRecord | None) -> list[str]:
+    """The champion's environment on hold (a rollback): this model will not reach it."""
+    if record is None or record.hold is None:
+        return []
+    name, environment = spec.metadata.name, record.environment
+    return [
+        "",
+        f"> **{environment} is on hold**: {record.hold.reason}. Nothing is promoted there "
+        f"automatically until `mlops release-hold {name} --environment {environment}` is merged.",
+    ]
+
+
 def report(
     spec: Spec,
     version: str,
@@ -61,6 +74,7 @@ def report(
             else "No champion release to compare with"
             + (f" (`gate.champion: {spec.gate.champion}`)." if spec.gate.champion else ".")
         ),
+        *_hold(spec, record),
         "",
         f"Test rows: {_or_dash(measured.n_test)}.",
         "",

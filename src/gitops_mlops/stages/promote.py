@@ -26,7 +26,7 @@ from gitops_mlops.manifests import Image, check_repository, in_style_of, update
 from gitops_mlops.records.build import BuildRecord
 from gitops_mlops.records.metrics import Metrics, MetricTable
 from gitops_mlops.records.promotion import PromotionRecord, PullRequestRef, WouldOpen
-from gitops_mlops.records.release import GateSummary, ReleaseRecord, Source
+from gitops_mlops.records.release import GateSummary, Hold, ReleaseRecord, Source
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Environment, Spec
@@ -42,6 +42,13 @@ class PromotionRefused(MlopsError):
 
 
 @dataclass(frozen=True)
+class RollbackNotes:
+    rollback_of: str | None = None  # the version a rollback replaced
+    reason: str | None = None
+    hold: Hold | None = None
+
+
+@dataclass(frozen=True)
 class PromoteContext:
     spec: Spec
     candidate: Candidate
@@ -52,8 +59,8 @@ class PromoteContext:
     # promote: a new release; rollback and release-hold (fleet/rollback.py) re-release a
     # record and skip the policy checks that would stop them (gate, requires, hold).
     kind: Literal["promote", "rollback", "release-hold"] = "promote"
-    # Fields written into the release record besides the release: rollback_of, reason, hold.
-    annotations: Mapping[str, Any] = field(default_factory=dict)
+    # What a rollback writes into the release record besides the release.
+    notes: RollbackNotes = field(default_factory=lambda: RollbackNotes())
     env: Mapping[str, str] = field(default_factory=dict)  # registry credentials (verify)
     public_key: Path | None = None  # --public-key: verify with it, whatever the spec says
     verified: Chain | None = None  # set by promote() when the environment verifies
@@ -220,13 +227,13 @@ def _check_hold(
         record = ReleaseRecord.from_yaml(text, environment.release_record) if text else None
     except MlopsError:
         return  # not a record this tool wrote: it holds nothing
-    hold = record.extra.get("hold") if record is not None else None
-    if not isinstance(hold, dict):
+    hold = record.hold if record is not None else None
+    if hold is None:
         return
     name = ctx.spec.metadata.name
     if not ctx.force:
         raise PromotionRefused(
-            f"{environment.name} is on hold for {name} ({hold.get('reason')}), so nothing is "
+            f"{environment.name} is on hold for {name} ({hold.reason}), so nothing is "
             f"promoted there automatically; lift it with `mlops release-hold {name} "
             f"--environment {environment.name}` (and merge that pull request), or pass --force "
             '--reason "why"'
@@ -263,7 +270,9 @@ def _record(ctx: PromoteContext, environment: Environment) -> ReleaseRecord:
             commit=candidate.provenance.git_commit,
             run_url=ctx.github.run_url,
         ),
-        extra={k: v for k, v in ctx.annotations.items() if v is not None},
+        rollback_of=ctx.notes.rollback_of,
+        reason=ctx.notes.reason,
+        hold=ctx.notes.hold,
     )
 
 
@@ -325,8 +334,8 @@ def _released(record: ReleaseRecord) -> tuple[object, ...]:
         record.version,
         record.image,
         record.environment,
-        record.extra.get("hold"),
-        record.extra.get("rollback_of"),
+        record.hold,
+        record.rollback_of,
     )
 
 
@@ -499,14 +508,14 @@ def _title(ctx: PromoteContext, environment: Environment) -> str:
 
 def _kind_notes(ctx: PromoteContext, environment: Environment) -> list[str]:
     """What a rollback or hold changes, for reviewers."""
-    name, hold = ctx.spec.metadata.name, ctx.annotations.get("hold")
+    name, hold = ctx.spec.metadata.name, ctx.notes.hold
     notes = []
     if ctx.kind == "rollback":
         notes.append(
-            f"> **Rollback** from `{ctx.annotations.get('rollback_of')}`: {ctx.reason}. "
+            f"> **Rollback** from `{ctx.notes.rollback_of}`: {ctx.reason}. "
             "No retraining and no rebuild: this pins the image that ran before."
         )
-    if isinstance(hold, Mapping):
+    if hold is not None:
         notes.append(
             f"> **Hold**: once merged, automatic promotion into {environment.name} stops until "
             f"`mlops release-hold {name} --environment {environment.name}` is merged."
