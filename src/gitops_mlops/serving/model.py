@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gitops_mlops.serving import trust
+from gitops_mlops.serving import structure, trust
 from gitops_mlops.serving.trust import UntrustedModelError
 
 MODEL_FILE = "model.skops"
@@ -65,11 +65,16 @@ def load_trusted(path: Path, allow_modules: tuple[str, ...] = (), data: bytes | 
     names = trust.audit(data, path, allow_modules)
     skops_io = import_skops()
     try:  # skops checks the file again, against exactly the names the audit accepted
-        return skops_io.loads(data, trusted=names)
+        model = skops_io.loads(data, trusted=names)
     except Exception as err:  # whatever a hostile file makes skops raise
         raise UntrustedModelError(
             f"{path}: refusing to load it: skops could not build it ({type(err).__name__}: {err})"
         ) from None
+    try:  # trusted types can still hold indices that compiled code follows unchecked
+        structure.check(model)
+    except structure.BadStructure as err:
+        raise UntrustedModelError(f"{path}: refusing to load it: {err}") from None
+    return model
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:

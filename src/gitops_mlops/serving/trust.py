@@ -208,8 +208,9 @@ _NEVER_ALLOWED = frozenset({"numpy", "scipy", "sklearn", "skops", "pandas", "git
 _NOT_ESTIMATOR_MODULES = frozenset(
     {"tests", "externals", "_testing", "_mocking", "conftest", "estimator_checks", "experimental"}
 )
+# Names the audit checks that skops never asks trust for (JSON values, bit generator names).
+_NOT_TYPES = frozenset({"JsonNode", "BitGenerator"})
 # Loaders whose node builds a function or method rather than an instance of its type.
-_NOT_TYPES = frozenset({"JsonNode", "BitGenerator"})  # names skops never asks trust for
 _CALLABLE_LOADERS = {
     "FunctionNode": "a function",
     "MethodNode": "a bound method",
