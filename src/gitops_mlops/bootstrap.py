@@ -1,31 +1,44 @@
-"""Bootstrap confidence intervals, vectorised with numpy.
+"""Confidence intervals: Wilson's score interval for proportions, the bootstrap for the rest.
 
-Label metrics (accuracy, precision, recall, F1, balanced accuracy) are functions of the
-confusion matrix, and resampling n rows with replacement draws that matrix from a multinomial
-over its cells. So we draw all resampled confusion matrices at once, `resamples x K^2` numbers,
-whatever the number of rows: exact, and 1M predictions cost what 1,000 do.
-Other metrics resample row indices in chunks and compute on the gathered rows, which costs
-rows x resamples. Beyond _EXACT_CELLS of that, they use the bag of little bootstraps (Kleiner,
-Talwalkar, Sarkar and Jordan, "A scalable bootstrap for massive data", JRSS B, 2014): 10
-disjoint random subsets of b = n^0.6 rows; each resample draws n rows from one subset, as
-multinomial counts over its b rows, so it costs b instead of n (1M rows: b = 3,982). Each
-subset's estimates are re-centred on the full data's estimate (a subset's own estimate is off
-by its sampling error; its spread around it is what we want) and come back one row per
-subset; the interval is the mean of the subsets' intervals.
+Three resampling engines, one per kind of rule in the metric registry (`metrics.py`):
+
+- Label metrics are functions of the confusion table, and resampling n rows with replacement
+  draws that table from a multinomial over its cells. So we draw all resampled tables at once,
+  `resamples x cells` numbers, whatever the number of rows: exact, and 1M predictions cost what
+  1,000 do.
+- Metrics of sums over rows (mean errors, log loss) resample row indices in chunks and sum the
+  per-row terms they pick.
+- Metrics of all rows at once (ROC AUC, average precision) get, per resample, how often each
+  row is drawn, and compute a weighted statistic (a weighted cumulative sum after one sort).
+
+The last two cost rows x resamples. Beyond _EXACT_CELLS of that, they use the bag of little
+bootstraps (Kleiner, Talwalkar, Sarkar and Jordan, "A scalable bootstrap for massive data",
+JRSS B, 2014): 10 disjoint random subsets of b = n^0.6 rows; each resample draws n rows from
+one subset, as multinomial counts over its b rows, so it costs b instead of n (1M rows: b =
+3,982). Each subset's estimates are re-centred on the full data's estimate (a subset's own
+estimate is off by its sampling error; its spread around it is what we want) and come back one
+row per subset; the interval is the mean of the subsets' intervals.
+
+A percentile bootstrap of a proportion collapses to a point at 0 % and 100 % (every resample
+of 23 right answers out of 23 is 23 out of 23). Proportions use Wilson's score interval, whose
+coverage stays near the nominal level there (Brown, Cai and DasGupta, "Interval estimation for
+a binomial proportion", Statistical Science, 2001).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+Counts = NDArray[np.int64]
 _CHUNK_CELLS = 20_000_000  # rows x resamples gathered at once (about 160 MB of indices)
 _EXACT_CELLS = 50_000_000  # rows x resamples drawn one by one, about a second per metric
 _LITTLE_SUBSETS = 10
@@ -56,72 +69,151 @@ def percentile_interval(samples: FloatArray, level: float) -> Interval | None:
     return Interval(float(low), float(high))
 
 
-# --- label metrics from resampled confusion matrices ---------------------------------------
+def wilson_interval(successes: float, trials: float, level: float) -> Interval:
+    """Wilson's score interval for `successes` out of `trials` (no trials: all of [0, 1])."""
+    if trials <= 0:
+        return Interval(0.0, 1.0)
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = (
+        z
+        / (1 + z * z / trials)
+        * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    )
+    # At 0 and 1 successes the ends are exactly 0 and 1; rounding must not push them past.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= trials else min(1.0, centre + half)
+    return Interval(low, high)
 
 
-def confusion_resamples(
-    true_index: NDArray[np.intp], pred_index: NDArray[np.intp], k: int, resamples: int, seed: int
-) -> NDArray[np.int64]:
-    """`resamples` confusion matrices (rows: true class, columns: predicted) of bootstrap draws."""
-    n = true_index.size
-    counts = np.bincount(true_index * k + pred_index, minlength=k * k)
-    rng = np.random.default_rng(seed)
-    drawn: NDArray[np.int64] = rng.multinomial(n, counts / n, size=resamples)
-    return drawn.reshape(resamples, k, k)
+# --- label metrics from resampled confusion tables -----------------------------------------
 
 
 def _safe_divide(num: FloatArray, den: FloatArray) -> FloatArray:
-    out = np.zeros_like(num, dtype=np.float64)
+    out = np.zeros(np.broadcast_shapes(num.shape, den.shape), dtype=np.float64)
     np.divide(num, den, out=out, where=den > 0)
     return out
 
 
-def _per_class(cm: NDArray[np.int64]) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
-    support = cm.sum(axis=2).astype(np.float64)  # true counts per class
-    predicted = cm.sum(axis=1).astype(np.float64)
-    present = ((support + predicted) > 0).astype(np.float64)  # sklearn averages over these
-    return tp, support, predicted, present
+class Table:
+    """A stack of confusion tables, (resamples, K, K): rows true class, columns predicted.
 
+    The registry's label metrics are formulas over these per-class counts; each gives one
+    value per table. The per-class figures follow scikit-learn (zero_division=0; macro
+    averages over the classes present in truth or predictions).
+    """
 
-def _macro(values: FloatArray, present: FloatArray) -> FloatArray:
-    result: FloatArray = (values * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
-    return result
+    def __init__(self, counts: Counts, positive: int | None = None) -> None:
+        self.counts = counts
+        self.positive = positive
 
-
-def _weighted(values: FloatArray, support: FloatArray) -> FloatArray:
-    result: FloatArray = _safe_divide((values * support).sum(axis=1), support.sum(axis=1))
-    return result
-
-
-def from_confusion(name: str, cm: NDArray[np.int64]) -> FloatArray:
-    """A label metric for each confusion matrix in a (resamples, K, K) stack."""
-    tp, support, predicted, present = _per_class(cm)
-    n = cm.sum(axis=(1, 2)).astype(np.float64)
-    precision = _safe_divide(tp, predicted)
-    recall = _safe_divide(tp, support)
-    f1 = _safe_divide(2 * tp, support + predicted)
-    if name == "accuracy":
-        result: FloatArray = tp.sum(axis=1) / n
+    @cached_property
+    def n(self) -> FloatArray:
+        result: FloatArray = self.counts.sum(axis=(1, 2)).astype(np.float64)
         return result
-    if name == "balanced_accuracy":
-        has_support = (support > 0).astype(np.float64)
-        return _macro(recall, has_support)
-    table: dict[str, Callable[[], FloatArray]] = {
-        "precision_macro": lambda: _macro(precision, present),
-        "recall_macro": lambda: _macro(recall, present),
-        "f1_macro": lambda: _macro(f1, present),
-        "precision_weighted": lambda: _weighted(precision, support),
-        "recall_weighted": lambda: _weighted(recall, support),
-        "f1_weighted": lambda: _weighted(f1, support),
-    }
-    return table[name]()
+
+    @cached_property
+    def tp(self) -> FloatArray:
+        return np.diagonal(self.counts, axis1=1, axis2=2).astype(np.float64)
+
+    @cached_property
+    def support(self) -> FloatArray:
+        """True rows per class."""
+        result: FloatArray = self.counts.sum(axis=2).astype(np.float64)
+        return result
+
+    @cached_property
+    def predicted(self) -> FloatArray:
+        """Predicted rows per class."""
+        result: FloatArray = self.counts.sum(axis=1).astype(np.float64)
+        return result
+
+    @cached_property
+    def correct(self) -> FloatArray:
+        result: FloatArray = self.tp.sum(axis=1)
+        return result
+
+    @cached_property
+    def precision(self) -> FloatArray:
+        return _safe_divide(self.tp, self.predicted)
+
+    @cached_property
+    def recall(self) -> FloatArray:
+        return _safe_divide(self.tp, self.support)
+
+    @cached_property
+    def f1(self) -> FloatArray:
+        return _safe_divide(2 * self.tp, self.support + self.predicted)
+
+    def macro(self, values: FloatArray, over: NDArray[np.bool_] | None = None) -> FloatArray:
+        """The mean of per-class `values` over the classes `over` (default: present ones)."""
+        mask = ((self.support + self.predicted) > 0) if over is None else over
+        weights = mask.astype(np.float64)
+        result: FloatArray = (values * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1)
+        return result
+
+    def weighted(self, values: FloatArray) -> FloatArray:
+        return _safe_divide((values * self.support).sum(axis=1), self.support.sum(axis=1))
+
+    def at_positive(self, values: FloatArray) -> FloatArray:
+        """The positive class's column of per-class `values`."""
+        if self.positive is None:
+            raise ValueError("a positive-class metric needs a positive class")
+        column: FloatArray = values[:, self.positive]
+        return column
+
+
+def _draw(
+    cells: NDArray[np.intp], width: int, resamples: int, seed: int
+) -> Iterator[tuple[Any, Counts]]:
+    """The occupied cells (of `width`), and per chunk of resamples how many rows each gets."""
+    n = cells.size
+    if width <= _CHUNK_CELLS:  # counting beats sorting when the cells fit in memory
+        every = np.bincount(cells, minlength=width)
+        occupied = np.flatnonzero(every)
+        counts = every[occupied]
+    else:
+        occupied, counts = np.unique(cells, return_counts=True)
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _CHUNK_CELLS // occupied.size)
+    done = 0
+    while done < resamples:
+        size = min(per_chunk, resamples - done)
+        yield occupied, rng.multinomial(n, counts / n, size=size)
+        done += size
+
+
+def _gather(draws: Counts, columns: NDArray[np.intp], width: int) -> Counts:
+    """Sum the draws' columns into `width` columns: column j of `draws` adds to `columns[j]`."""
+    order = np.argsort(columns, kind="stable")
+    ordered = columns[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    out = np.zeros((draws.shape[0], width), dtype=np.int64)
+    out[:, ordered[starts]] = np.add.reduceat(draws[:, order], starts, axis=1)
+    return out
+
+
+def confusion_resamples(
+    true_index: NDArray[np.intp], pred_index: NDArray[np.intp], k: int, resamples: int, seed: int
+) -> Counts:
+    """`resamples` confusion tables (resamples, K, K) of bootstrap draws of the rows."""
+    parts = [
+        _gather(draws, cells, k * k)
+        for cells, draws in _draw(true_index * k + pred_index, k * k, resamples, seed)
+    ]
+    return np.concatenate(parts).reshape(resamples, k, k)
 
 
 # --- other metrics by resampling rows ------------------------------------------------------
 
 
-def _index_chunks(n: int, resamples: int, seed: int) -> Any:
+def uses_little_bootstraps(n: int, resamples: int) -> bool:
+    return n * resamples > _EXACT_CELLS
+
+
+def index_chunks(n: int, resamples: int, seed: int) -> Iterator[NDArray[Any]]:
+    """The textbook bootstrap's row indices, (chunk, n) at a time, `resamples` rows in all."""
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
     done = 0
@@ -160,115 +252,81 @@ def _little_bootstraps(estimate: Estimate, n: int, resamples: int, seed: int) ->
     return np.stack(groups)
 
 
-def _row_resamples(
-    per_row: list[FloatArray],
+def row_sum_resamples(
+    terms: list[FloatArray],
     combine: Callable[[list[FloatArray], int], FloatArray],
     resamples: int,
     seed: int,
 ) -> FloatArray:
-    n = per_row[0].size
-    if n * resamples > _EXACT_CELLS:
+    """`combine(sums of each term over the drawn rows, n)` for each resample."""
+    n = terms[0].size
+    if uses_little_bootstraps(n, resamples):
 
         def estimate(rows: NDArray[np.intp] | None, weights: FloatArray) -> FloatArray:
-            return combine([weights @ (c if rows is None else c[rows]) for c in per_row], n)
+            return combine([weights @ (c if rows is None else c[rows]) for c in terms], n)
 
         return _little_bootstraps(estimate, n, resamples, seed)
     parts = [
-        combine([column[idx].sum(axis=1) for column in per_row], n)
-        for idx in _index_chunks(n, resamples, seed)
+        combine([column[idx].sum(axis=1) for column in terms], n)
+        for idx in index_chunks(n, resamples, seed)
     ]
     return np.concatenate(parts)
 
 
-def regression_resamples(
-    name: str, y_true: FloatArray, y_pred: FloatArray, resamples: int, seed: int
-) -> FloatArray:
-    error = y_pred - y_true
-    if name == "mae":
-        return _row_resamples([np.abs(error)], lambda s, n: s[0] / n, resamples, seed)
-    if name == "rmse":
-        return _row_resamples([error**2], lambda s, n: np.sqrt(s[0] / n), resamples, seed)
-    if name == "mape":
-        eps = np.finfo(np.float64).eps
-        ratio = np.abs(error) / np.maximum(np.abs(y_true), eps)
-        return _row_resamples([ratio], lambda s, n: s[0] / n, resamples, seed)
-    if name == "r2":
-
-        def r2(sums: list[FloatArray], n: int) -> FloatArray:
-            residual, total, squares = sums
-            spread = squares - total**2 / n
-            result: FloatArray = 1 - _safe_divide(residual, spread)
-            result[spread <= 0] = np.nan
-            return result
-
-        return _row_resamples([error**2, y_true, y_true**2], r2, resamples, seed)
-    raise ValueError(f"no resampling rule for {name}")
-
-
-def log_loss_resamples(
-    true_index: NDArray[np.intp], proba: FloatArray, resamples: int, seed: int
-) -> FloatArray:
-    eps = np.finfo(proba.dtype).eps
-    clipped = np.clip(proba, eps, 1 - eps)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
-    losses = -np.log(clipped[np.arange(true_index.size), true_index])
-    return _row_resamples([losses], lambda s, n: s[0] / n, resamples, seed)
-
-
-def auc_resamples(
-    positive: NDArray[np.bool_], scores: FloatArray, resamples: int, seed: int
-) -> FloatArray:
-    """Binary ROC AUC of each resample (ties count one half, as scikit-learn counts them)."""
-    n = scores.size
-    if n * resamples > _EXACT_CELLS:
-
-        def estimate(rows: NDArray[np.intp] | None, weights: FloatArray) -> FloatArray:
-            if rows is None:
-                return _weighted_auc(positive, scores, weights)
-            return _weighted_auc(positive[rows], scores[rows], weights)
-
+def weight_resamples(estimate: Estimate, n: int, resamples: int, seed: int) -> FloatArray:
+    """`estimate` of each resample, given how often each row is drawn in it."""
+    if uses_little_bootstraps(n, resamples):
         return _little_bootstraps(estimate, n, resamples, seed)
     parts = []
-    for idx in _index_chunks(n, resamples, seed):
+    for idx in index_chunks(n, resamples, seed):
         draws = np.arange(idx.shape[0])[:, np.newaxis] * n + idx
         counts = np.bincount(draws.ravel(), minlength=idx.size).reshape(idx.shape[0], n)
-        parts.append(_weighted_auc(positive, scores, counts))
+        parts.append(estimate(None, counts.astype(np.float64)))
     return np.concatenate(parts)
 
 
-def _weighted_auc(
-    positive: NDArray[np.bool_], scores: FloatArray, counts: NDArray[Any]
-) -> FloatArray:
-    """ROC AUC for each row of `counts`, the number of times each row is drawn.
-
-    With rows sorted by score, the AUC is the sum over positives of the negatives scored
-    below them (ties: one half), so each resample costs one weighted cumulative sum.
-    """
-    order = np.argsort(scores, kind="stable")
+def _ranked(
+    positive: NDArray[np.bool_], scores: FloatArray, weights: FloatArray, descending: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Weighted positives and negatives per distinct score, in score order."""
+    order = np.argsort(-scores if descending else scores, kind="stable")
     sorted_scores, is_positive = scores[order], positive[order]
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    weights = counts[:, order].astype(np.float64)
-    pos = np.add.reduceat(weights * is_positive, starts, axis=1)
-    neg = np.add.reduceat(weights * ~is_positive, starts, axis=1)
+    ordered = weights[:, order]
+    pos = np.add.reduceat(ordered * is_positive, starts, axis=1)
+    neg = np.add.reduceat(ordered * ~is_positive, starts, axis=1)
+    return pos, neg
+
+
+def weighted_auc(
+    positive: NDArray[np.bool_], scores: FloatArray, weights: FloatArray
+) -> FloatArray:
+    """ROC AUC for each row of `weights`, the number of times each row is drawn.
+
+    With rows sorted by score, the AUC is the sum over positives of the negatives scored
+    below them (ties: one half, as scikit-learn counts them), so each resample costs one
+    weighted cumulative sum.
+    """
+    pos, neg = _ranked(positive, scores, weights, descending=False)
     below = np.cumsum(neg, axis=1) - neg
     pairs = pos.sum(axis=1) * neg.sum(axis=1)
     wins = (pos * (below + 0.5 * neg)).sum(axis=1)
-    auc = np.full(counts.shape[0], np.nan)
+    auc = np.full(weights.shape[0], np.nan)
     np.divide(wins, pairs, out=auc, where=pairs > 0)
     return auc
 
 
-def generic_resamples(
-    compute: Callable[[Any, Any], float], y_true: Any, other: Any, resamples: int, seed: int
+def weighted_average_precision(
+    positive: NDArray[np.bool_], scores: FloatArray, weights: FloatArray
 ) -> FloatArray:
-    """Any metric, one resample at a time (used for ranking metrics such as ROC AUC)."""
-    y = np.asarray(y_true)
-    o = np.asarray(other)
-    values = np.full(resamples, np.nan)
-    done = 0
-    for idx in _index_chunks(y.size, resamples, seed):
-        for rows in idx:
-            with contextlib.suppress(ValueError):  # e.g. a resample holding a single class
-                values[done] = compute(y[rows], o[rows])
-            done += 1
-    return values
+    """Average precision for each row of `weights`, as scikit-learn's step sum.
+
+    Thresholds at each distinct score, from the highest: AP = Σ (recall gained) x precision.
+    """
+    pos, neg = _ranked(positive, scores, weights, descending=True)
+    true_pos = np.cumsum(pos, axis=1)
+    precision = _safe_divide(true_pos, true_pos + np.cumsum(neg, axis=1))
+    total = true_pos[:, -1]
+    ap = np.full(weights.shape[0], np.nan)
+    np.divide((pos * precision).sum(axis=1), total, out=ap, where=total > 0)
+    return ap

@@ -1,28 +1,22 @@
-"""Vectorised bootstrap: each resample's metric equals scikit-learn's on that resample."""
+"""Intervals: each resample's metric equals scikit-learn's on that resample; Wilson's ends."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn import metrics as skm
+from scipy import stats
 
-from gitops_mlops import bootstrap
+from gitops_mlops import bootstrap, estimates, metrics
+from gitops_mlops.predictions import Predictions
 
-LABEL_METRICS = {
-    "accuracy": skm.accuracy_score,
-    "balanced_accuracy": skm.balanced_accuracy_score,
-    "precision_macro": lambda t, p: skm.precision_score(t, p, average="macro", zero_division=0),
-    "recall_macro": lambda t, p: skm.recall_score(t, p, average="macro", zero_division=0),
-    "f1_macro": lambda t, p: skm.f1_score(t, p, average="macro", zero_division=0),
-    "precision_weighted": lambda t, p: skm.precision_score(
-        t, p, average="weighted", zero_division=0
-    ),
-    "recall_weighted": lambda t, p: skm.recall_score(t, p, average="weighted", zero_division=0),
-    "f1_weighted": lambda t, p: skm.f1_score(t, p, average="weighted", zero_division=0),
-}
+CONFUSION_METRICS = [
+    m for m in metrics.METRICS.values() if isinstance(m.rule, metrics.FromConfusion)
+]
 
 
 def expand(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,77 +33,90 @@ def expand(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.int64,
         st.tuples(st.integers(2, 4)).map(lambda t: (t[0], t[0])),
         elements=st.integers(0, 6),
-    ).filter(lambda m: m.sum() > 0)
+    ).filter(lambda m: m.sum() > 0),
+    positive=st.integers(0, 1),
 )
-def test_label_metrics_from_a_confusion_matrix_match_scikit_learn(cm: np.ndarray) -> None:
+def test_label_metrics_from_a_confusion_table_match_scikit_learn(
+    cm: np.ndarray, positive: int
+) -> None:
+    """Every confusion rule in the registry, against its own scikit-learn score function."""
     true, pred = expand(cm)
-    import warnings
-
-    for name, reference in LABEL_METRICS.items():
+    k = cm.shape[0]
+    p = Predictions.classification(true, pred, model_classes=range(k), positive=positive)
+    for metric in CONFUSION_METRICS:
+        if metric.classes == "binary" and k > 2:
+            continue  # scikit-learn's pos_label needs two classes
+        assert metric.score is not None and isinstance(metric.rule, metrics.FromConfusion)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            expected = reference(true, pred)
-        got = bootstrap.from_confusion(name, cm[np.newaxis])[0]
-        assert got == pytest.approx(expected), name
+            expected = metric.score(p)
+        got = metric.rule.formula(bootstrap.Table(cm[np.newaxis], positive))[0]
+        assert got == pytest.approx(expected), metric.name
 
 
 def explicit_resamples(n: int, resamples: int, seed: int) -> np.ndarray:
-    return np.concatenate(list(bootstrap._index_chunks(n, resamples, seed)))
+    return np.concatenate(list(bootstrap.index_chunks(n, resamples, seed)))
 
 
-def test_auc_of_each_resample_matches_scikit_learn() -> None:
+@pytest.mark.parametrize("name", ["roc_auc", "average_precision"])
+def test_ranking_metrics_of_each_resample_match_scikit_learn_with_ties(name: str) -> None:
     rng = np.random.default_rng(0)
     n = 60
     positive = rng.random(n) < 0.4
-    scores = np.round(rng.random(n) + positive * 0.3, 1).astype(np.float64)  # ties
-    got = bootstrap.auc_resamples(positive, scores, 50, seed=9)
+    scores = np.round(rng.random(n) + positive * 0.3, 1).astype(np.float64) / 1.3  # ties
+    p = Predictions.classification(
+        positive.astype(int), (scores > 0.5).astype(int), np.c_[1 - scores, scores], [0, 1]
+    )
+    metric = metrics.METRICS[name]
+    assert metric.score is not None
+    got = estimates.resamples(metric, p, 50, seed=9)
     for i, rows in enumerate(explicit_resamples(n, 50, 9)):
         if positive[rows].all() or not positive[rows].any():
             assert np.isnan(got[i])
         else:
-            assert got[i] == pytest.approx(skm.roc_auc_score(positive[rows], scores[rows]))
-
-
-@pytest.mark.parametrize(
-    ("name", "reference"),
-    [
-        ("mae", skm.mean_absolute_error),
-        ("rmse", skm.root_mean_squared_error),
-        ("mape", skm.mean_absolute_percentage_error),
-        ("r2", skm.r2_score),
-    ],
-)
-def test_regression_resamples_match_scikit_learn(name: str, reference: object) -> None:
-    rng = np.random.default_rng(1)
-    y = rng.normal(10, 3, 80)
-    pred = y + rng.normal(0, 1, 80)
-    got = bootstrap.regression_resamples(name, y, pred, 40, seed=4)
-    for i, rows in enumerate(explicit_resamples(80, 40, 4)):
-        assert got[i] == pytest.approx(reference(y[rows], pred[rows]))  # type: ignore[operator]
-
-
-def test_log_loss_resamples_match_scikit_learn() -> None:
-    rng = np.random.default_rng(2)
-    proba = rng.dirichlet([1, 1, 1], size=50)
-    true = rng.integers(0, 3, 50)
-    got = bootstrap.log_loss_resamples(true, proba, 30, seed=5)
-    for i, rows in enumerate(explicit_resamples(50, 30, 5)):
-        assert got[i] == pytest.approx(skm.log_loss(true[rows], proba[rows], labels=[0, 1, 2]))
+            assert got[i] == pytest.approx(metric.score(p.subset(rows)))
 
 
 def test_multinomial_intervals_agree_with_resampling_rows() -> None:
-    """Drawing confusion matrices is the row bootstrap in distribution: same interval."""
+    """Drawing confusion tables is the row bootstrap in distribution: same interval."""
     rng = np.random.default_rng(3)
     true = rng.integers(0, 3, 400)
     pred = np.where(rng.random(400) < 0.8, true, rng.integers(0, 3, 400))
-    stack = bootstrap.confusion_resamples(true, pred, 3, 4000, seed=1)
-    fast = bootstrap.percentile_interval(bootstrap.from_confusion("f1_macro", stack), 0.95)
+    p = Predictions.classification(true, pred, model_classes=[0, 1, 2])
+    samples = estimates.resamples(metrics.METRICS["f1_macro"], p, 4000, seed=1)
+    fast = bootstrap.percentile_interval(samples, 0.95)
     rows = explicit_resamples(400, 4000, 2)
-    slow_samples = np.array([skm.f1_score(true[r], pred[r], average="macro") for r in rows])
-    slow = bootstrap.percentile_interval(slow_samples, 0.95)
+    drawn_true, drawn_pred = true[rows], pred[rows]  # macro F1 of each set of drawn rows
+    per_class = [
+        2
+        * ((drawn_true == c) & (drawn_pred == c)).sum(axis=1)
+        / ((drawn_true == c).sum(axis=1) + (drawn_pred == c).sum(axis=1))
+        for c in range(3)
+    ]
+    slow = bootstrap.percentile_interval(np.mean(per_class, axis=0), 0.95)
     assert fast is not None and slow is not None
     assert fast.low == pytest.approx(slow.low, abs=0.01)
     assert fast.high == pytest.approx(slow.high, abs=0.01)
+
+
+@pytest.mark.parametrize(("successes", "trials"), [(23, 23), (0, 23), (17, 23), (450, 500)])
+def test_wilson_interval_solves_the_score_equation(successes: int, trials: int) -> None:
+    """Wilson's ends are the p where the score statistic |p̂ - p| / sqrt(p(1-p)/n) is z."""
+    level = 0.95
+    z = stats.norm.ppf(0.975)
+    interval = bootstrap.wilson_interval(successes, trials, level)
+    share = successes / trials
+    for end in (interval.low, interval.high):
+        if end in (0.0, 1.0) and end == share:
+            continue  # the end at the observed 0 % or 100 %
+        assert abs(share - end) == pytest.approx(z * np.sqrt(end * (1 - end) / trials))
+    assert interval.low < interval.high
+
+
+def test_twenty_three_right_of_twenty_three_is_not_certain() -> None:
+    interval = bootstrap.wilson_interval(23, 23, 0.95)
+    assert interval.high == 1.0 and 0.85 < interval.low < 0.87
+    assert bootstrap.wilson_interval(0, 0, 0.95) == bootstrap.Interval(0.0, 1.0)
 
 
 def test_percentile_interval_ignores_undefined_resamples() -> None:
@@ -135,12 +142,15 @@ def test_little_bootstraps_give_the_textbook_interval(
     proba = rng.dirichlet([2, 1, 1], size=n)
     labels = rng.integers(0, 3, n)
 
+    if metric == "roc_auc":
+        p = Predictions.classification(positive, positive, np.c_[1 - scores, scores], [0, 1])
+    elif metric == "log_loss":
+        p = Predictions.classification(labels, labels, proba, [0, 1, 2])
+    else:
+        p = Predictions.regression(y, pred)
+
     def samples() -> bootstrap.FloatArray:
-        if metric == "roc_auc":
-            return bootstrap.auc_resamples(positive, scores, 1000, seed=3)
-        if metric == "log_loss":
-            return bootstrap.log_loss_resamples(labels, proba, 1000, seed=3)
-        return bootstrap.regression_resamples(metric, y, pred, 1000, seed=3)
+        return estimates.resamples(metrics.METRICS[metric], p, 1000, seed=3)
 
     textbook = bootstrap.percentile_interval(samples(), 0.95)
     monkeypatch.setattr(bootstrap, "_EXACT_CELLS", 1_000_000)  # n x 1000 is over it now

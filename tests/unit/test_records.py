@@ -19,14 +19,20 @@ from gitops_mlops.records.run import RunInfo
 from gitops_mlops.records.verdict import ChampionRef, GateRow, Verdict
 from gitops_mlops.rundir import RunDir
 
-TABLE = {"accuracy": Estimate(0.93, 0.9, 0.96), "latency_p95_ms": Estimate(3.5)}
+TABLE = {"accuracy": Estimate(0.93, 0.9, 0.96, "wilson"), "latency_p95_ms": Estimate(3.5)}
 METRICS = Metrics(
     metrics=TABLE,
-    slices={"long-petals": {"accuracy": Estimate(0.8, 0.7, 0.9)}},
+    slices={
+        "long-petals": {
+            "accuracy": Estimate(0.8, 0.7, 0.9, "wilson"),
+            "roc_auc": Estimate(None, reason="the rows hold one class (1); it needs both"),
+        }
+    },
     slice_rows={"long-petals": 23},
     n_test=45,
     confidence=IntervalSettings(0.95, 1000, 7),
     custom={"cv_score": 0.91},
+    positive_label="yes",
 )
 VERDICT = Verdict(
     passed=False,
@@ -177,6 +183,12 @@ def test_files_of_older_versions_read_with_defaults() -> None:
         (Metrics, [], "metrics.json must be a mapping, found a list"),
         (Metrics, {"n_test": "45"}, "field 'n_test' must be an integer, found a string"),
         (Metrics, {"slice_rows": {"a": 1.5}}, "field 'slice_rows.a' must be an integer"),
+        (Metrics, {"positive_label": [1]}, "field 'positive_label' must be a class label"),
+        (
+            Metrics,
+            {"metrics": {"f1": {"value": 0.5, "method": 3}}},
+            "field 'metrics.f1.method' must be a string",
+        ),
         (Verdict, {"rows": {}}, "field 'rows' must be a list, found a mapping"),
         (Verdict, {"rows": [{"kind": "between"}]}, "field 'rows[0].kind' must be one of"),
         (Verdict, {"passed": "yes"}, "field 'passed' must be true or false"),

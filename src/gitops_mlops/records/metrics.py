@@ -19,9 +19,20 @@ class Estimate:
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
+    method: str | None = None  # how the interval was computed (estimates.METHODS)
+    reason: str | None = None  # why `value` is None (e.g. ROC AUC of rows holding one class)
 
-    def to_json(self) -> dict[str, float | None]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+    def to_json(self) -> dict[str, float | str | None]:
+        out: dict[str, float | str | None] = {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+        }
+        if self.method is not None:
+            out["method"] = self.method
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
     @classmethod
     def from_json(cls, raw: object, source: str, where: str, what: str = WHAT) -> Estimate:
@@ -32,7 +43,11 @@ class Estimate:
             return cls(float(raw))
         fields = Fields(raw, source, what, where)
         return cls(
-            fields.opt_number("value"), fields.opt_number("ci_low"), fields.opt_number("ci_high")
+            fields.opt_number("value"),
+            fields.opt_number("ci_low"),
+            fields.opt_number("ci_high"),
+            fields.opt_text("method"),
+            fields.opt_text("reason"),
         )
 
 
@@ -40,7 +55,7 @@ MetricTable = Mapping[str, Estimate]
 EMPTY: MetricTable = MappingProxyType({})
 
 
-def table_to_json(table: MetricTable) -> dict[str, dict[str, float | None]]:
+def table_to_json(table: MetricTable) -> dict[str, dict[str, float | str | None]]:
     return {name: estimate.to_json() for name, estimate in table.items()}
 
 
@@ -80,6 +95,8 @@ class Metrics:
     n_test: int | None = None
     confidence: IntervalSettings | None = None
     custom: Mapping[str, float] = field(default_factory=dict)  # from a training command
+    # The class precision, recall, f1, roc_auc and average_precision are about (classifiers).
+    positive_label: str | int | float | bool | None = None
 
     def estimate(self, metric: str, slice_name: str | None = None) -> Estimate | None:
         table = self.metrics if slice_name is None else self.slices.get(slice_name, EMPTY)
@@ -95,6 +112,8 @@ class Metrics:
         }
         if self.custom:
             out["custom"] = dict(self.custom)
+        if self.positive_label is not None:
+            out["positive_label"] = self.positive_label
         return out
 
     @classmethod
@@ -122,4 +141,13 @@ class Metrics:
                 confidence.integer("seed"),
             ),
             custom=MappingProxyType({k: float(v) for k, v in custom.items()}),
+            positive_label=_label(fields, "positive_label"),
         )
+
+
+def _label(fields: Fields, key: str) -> str | int | float | bool | None:
+    """A class label: a string, a number or a boolean."""
+    value = fields.raw.get(key)
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    raise fields.bad(key, "a class label (a string, a number or a boolean)")

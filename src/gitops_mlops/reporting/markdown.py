@@ -13,9 +13,20 @@ def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
+# How an interval was computed (metrics.json's "method"), as a short note in its cell.
+_METHODS = {
+    "wilson": "Wilson",
+    "bootstrap": "bootstrap",
+    "little-bootstraps": "little bootstraps",
+}
+
+
 def _interval(entry: Estimate) -> str:
     low, high = entry.ci_low, entry.ci_high
-    return "—" if low is None or high is None else f"[{low:.4g}, {high:.4g}]"
+    if low is None or high is None:
+        return "—" if entry.reason is None else "— (" + entry.reason.replace("|", "\\|") + ")"
+    method = _METHODS.get(entry.method or "", "")
+    return f"[{low:.4g}, {high:.4g}]" + (f" {method}" if method else "")
 
 
 def _delta(candidate: float | None, champion: float | None) -> str:

@@ -102,6 +102,7 @@ class Evaluation:
     confidence: Confidence | None
     slices: tuple[Slice, ...]
     latency: Latency | None
+    positive_label: str | int | float | bool | None = None  # None: the greatest label
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ def _evaluation(raw: Mapping[str, Any], task: Task) -> Evaluation:
             for s in raw.get("slices", ())
         ),
         latency=Latency(**latency) if latency is not False else None,
+        positive_label=raw.get("positive_label"),
     )
 
 

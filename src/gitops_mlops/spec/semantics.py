@@ -337,9 +337,12 @@ class _Checker:
         task = self.task
         if metric is None:
             listed = f" (metrics for {task}: {', '.join(metrics.names_for(task))})" if task else ""  # type: ignore[arg-type]
+            close = metrics.suggestion(name, task)  # type: ignore[arg-type]
             self.error(
                 path,
-                f"unknown metric {name!r}{did_you_mean(name, list(metrics.METRICS))}{listed}",
+                f"unknown metric {name!r}"
+                + (f"; did you mean {close!r}?" if close else "")
+                + listed,
             )
             return None
         if task is None:
@@ -353,10 +356,27 @@ class _Checker:
             return None
         classes = BUILTIN_CLASSES.get(self.value(("data", "train", "builtin"), ""), None)
         if classes and metric.classes == "binary" and classes > 2:
-            self.error(path, f"{name!r} needs two classes, the data has {classes}; use roc_auc_ovr")
+            self.error(path, metrics.misfit(metric, classes))
         if classes and metric.classes == "multiclass" and classes == 2:
-            self.error(path, f"{name!r} needs three or more classes, the data has 2; use roc_auc")
+            self.error(path, metrics.misfit(metric, classes))
         return metric
+
+    def positive_label(self) -> None:
+        """evaluation.positive_label: a class of a built-in dataset (0 .. classes - 1)."""
+        path: PathKey = ("evaluation", "positive_label")
+        label = self.value(path, _MISSING)
+        if label is _MISSING or self.task is None:
+            return
+        if self.task != "classification":
+            self.error(path, "positive_label applies to classification; remove it", at_key=True)
+            return
+        classes = BUILTIN_CLASSES.get(self.value(("data", "train", "builtin"), ""), 0)
+        if classes and (isinstance(label, bool) or label not in range(classes)):
+            self.error(
+                path,
+                f"positive_label {label!r} is not a class of this built-in dataset; its "
+                f"classes are {', '.join(str(c) for c in range(classes))}",
+            )
 
     def evaluation(self) -> None:
         latency = self.value(("evaluation", "latency"), None)
@@ -393,6 +413,7 @@ class _Checker:
                     (*here, "where", "value"),
                     f"op `{op}` compares with one value; use op `in` for a list",
                 )
+        self.positive_label()
 
     # --- gate -------------------------------------------------------------------------
     def gate(self) -> None:

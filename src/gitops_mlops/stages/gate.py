@@ -104,7 +104,9 @@ def _rows(ctx: GateContext, index: int, threshold: Threshold, measured: Metrics)
         )
         if entry is None:
             policy = ctx.spec.gate.missing_metric
-            reason = f"{label} was not measured; gate.missing_metric is {policy}"
+            entry = measured.estimate(threshold.metric, threshold.slice)
+            why = f" ({entry.reason})" if entry is not None and entry.reason else ""
+            reason = f"{label} was not measured{why}; gate.missing_metric is {policy}"
             rows.append(replace(row, passed=policy == "pass", reason=reason))
             continue
         observed, note = _observed(entry, threshold, metric)
