@@ -5,7 +5,8 @@ Three resampling engines, one per kind of rule in the metric registry (`metrics.
 - Label metrics are functions of the confusion table, and resampling n rows with replacement
   draws that table from a multinomial over its cells. So we draw all resampled tables at once,
   `resamples x cells` numbers, whatever the number of rows: exact, and 1M predictions cost what
-  1,000 do.
+  1,000 do. Two models on the same rows: the cells are (true, candidate's, champion's) label,
+  and one draw gives both models' tables for the same resampled rows.
 - Metrics of sums over rows (mean errors, log loss) resample row indices in chunks and sum the
   per-row terms they pick.
 - Metrics of all rows at once (ROC AUC, average precision) get, per resample, how often each
@@ -203,6 +204,29 @@ def confusion_resamples(
         for cells, draws in _draw(true_index * k + pred_index, k * k, resamples, seed)
     ]
     return np.concatenate(parts).reshape(resamples, k, k)
+
+
+def paired_confusion_resamples(
+    true_index: NDArray[np.intp],
+    pred_a: NDArray[np.intp],
+    pred_b: NDArray[np.intp],
+    k: int,
+    resamples: int,
+    seed: int,
+) -> tuple[Counts, Counts]:
+    """Two models' confusion tables on the same resampled rows.
+
+    The multinomial is over (true, a's, b's label) cells: a resampled row brings both
+    models' predictions of it, so the two tables of a draw share their rows.
+    """
+    joint = (true_index * k + pred_a) * k + pred_b
+    parts_a, parts_b = [], []
+    for cells, draws in _draw(joint, k * k * k, resamples, seed):
+        true, a, b = cells // (k * k), cells // k % k, cells % k
+        parts_a.append(_gather(draws, true * k + a, k * k))
+        parts_b.append(_gather(draws, true * k + b, k * k))
+    shape = (resamples, k, k)
+    return np.concatenate(parts_a).reshape(shape), np.concatenate(parts_b).reshape(shape)
 
 
 # --- other metrics by resampling rows ------------------------------------------------------

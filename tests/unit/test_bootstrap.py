@@ -99,6 +99,24 @@ def test_multinomial_intervals_agree_with_resampling_rows() -> None:
     assert fast.high == pytest.approx(slow.high, abs=0.01)
 
 
+def test_paired_tables_share_their_rows() -> None:
+    """Each paired draw resamples rows once: both tables hold the same true rows, and a row
+    both models predict alike adds to both alike."""
+    rng = np.random.default_rng(4)
+    true = rng.integers(0, 3, 300)
+    a = np.where(rng.random(300) < 0.8, true, rng.integers(0, 3, 300))
+    b = np.where(rng.random(300) < 0.1, rng.integers(0, 3, 300), a)
+    stack_a, stack_b = bootstrap.paired_confusion_resamples(true, a, b, 3, 500, seed=2)
+    assert stack_a.shape == stack_b.shape == (500, 3, 3)
+    assert (stack_a.sum(axis=(1, 2)) == 300).all()
+    np.testing.assert_array_equal(stack_a.sum(axis=2), stack_b.sum(axis=2))
+    same_a, same_b = bootstrap.paired_confusion_resamples(true, a, a, 3, 500, seed=2)
+    np.testing.assert_array_equal(same_a, same_b)
+    # Each model's tables alone are its own bootstrap: the mean table is the observed one.
+    observed = np.bincount(true * 3 + b, minlength=9).reshape(3, 3)
+    np.testing.assert_allclose(stack_b.mean(axis=0), observed, atol=1.5)
+
+
 @pytest.mark.parametrize(("successes", "trials"), [(23, 23), (0, 23), (17, 23), (450, 500)])
 def test_wilson_interval_solves_the_score_equation(successes: int, trials: int) -> None:
     """Wilson's ends are the p where the score statistic |p̂ - p| / sqrt(p(1-p)/n) is z."""
