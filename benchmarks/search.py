@@ -8,7 +8,10 @@ a grid of 8 candidates x 4 folds = 32 fits of a random forest, plus the refit of
 one. Target (issue 15): speedup >= 1.7x on a 2-core machine with fits of >= 0.5 s. The
 overhead per task is measured apart, with the same number of no-op fits (DummyClassifier).
 Local and cluster runs alternate, `--repeats` times each, and the best of each counts: on a
-shared machine other processes' load comes and goes.
+shared machine other processes' load comes and goes. The scheduler and each worker run in a
+session of their own, as they would on their own machines: with the kernel's autogroup
+scheduling a busy machine shares CPU between sessions, so workers inside this process's
+session would share one session's slice (run this itself with `setsid` on a busy machine).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def cluster(folder: Path) -> Iterator[str]:
             [command, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     ]
     for _ in range(2):
@@ -91,6 +95,7 @@ def cluster(folder: Path) -> Iterator[str]:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
     try:

@@ -335,3 +335,101 @@ def test_mlops_columns_on_a_missing_object_says_so(
     result = run_cli("columns", str(spec), env=s3)
     assert result.code == 1, result.out + result.err
     assert f"s3://{BUCKET}/nothing.csv: no such object" in result.err
+
+
+@pytest.fixture
+def https_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """A TLS file server on loopback with a self-signed certificate the client trusts
+    (SSL_CERT_FILE); its base URL and the folder it serves."""
+    import datetime
+    import functools
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    (tls / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tls / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls / "cert.pem", tls / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls / "cert.pem"))  # OpenSSL reads it here
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_url_is_read_over_tls(https_folder: tuple[str, Path], tmp_path: Path) -> None:
+    base, served = https_folder
+    body = iris_csv()
+    (served / "iris.csv").write_bytes(body)
+    spec = spec_with(tmp_path / "project", f"{base}/iris.csv")
+    # Its own process: OpenSSL reads SSL_CERT_FILE when the client's TLS context is made.
+    env = clean_env()
+    result = mlops("run", str(spec), "--until", "train", "--out", str(tmp_path / "r"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    train_digest = hashlib.sha256(body).hexdigest()
+    expected = hashlib.sha256(train_digest.encode()).hexdigest()
+    assert manifest(tmp_path / "r")["data_digest"] == f"sha256:{expected}"
+
+    missing = spec_with(tmp_path / "missing", f"{base}/nothing.csv")
+    result = mlops("run", str(missing), "--until", "train", "--out", str(tmp_path / "m"), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{base}/nothing.csv: no such object (the server answers 404)" in result.stderr
+
+    untrusted = {k: v for k, v in env.items() if k != "SSL_CERT_FILE"}
+    result = mlops(
+        "run", str(spec), "--until", "train", "--out", str(tmp_path / "u"), env=untrusted
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{base}/iris.csv: cannot read it:" in result.stderr
+    assert "certificate verify failed" in result.stderr
+
+
+def mlops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gitops_mlops", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )

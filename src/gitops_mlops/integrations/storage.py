@@ -129,8 +129,15 @@ def translated(store: Store) -> Iterator[None]:
     shown = data_url.display(store.url)
     try:
         yield
-    except FileNotFoundError:
-        raise StorageError(f"{shown}: no such object (or its bucket does not exist)") from None
+    except FileNotFoundError as err:
+        cause = err.__cause__
+        if store.protocol == "https" and cause is not None and _status(cause) != 404:
+            # fsspec's HTTP files say "not found" for every failure (TLS, DNS, refused).
+            raise StorageError(f"{shown}: cannot read it: {_first_line(store, cause)}") from None
+        where = "(the server answers 404)"
+        if store.protocol != "https":
+            where = "(or its bucket does not exist)"
+        raise StorageError(f"{shown}: no such object {where}") from None
     except PermissionError as err:
         raise StorageError(
             f"{shown}: access denied ({_first_line(store, err)}); check the credentials in "
@@ -154,6 +161,11 @@ def translated(store: Store) -> Iterator[None]:
         }:
             raise StorageError(f"{shown}: cannot read it: {_first_line(store, err)}") from None
         raise
+
+
+def _status(err: BaseException) -> int | None:
+    status = getattr(err, "status", None)
+    return status if isinstance(status, int) else None
 
 
 def _first_line(store: Store, err: BaseException) -> str:
