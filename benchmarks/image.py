@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle
+from gitops_mlops import bundle, image_runtime
 from gitops_mlops.cli import main as mlops
 from gitops_mlops.integrations import docker
 from gitops_mlops.rundir import RunDir
@@ -47,7 +47,9 @@ def timed_build(client: Any, run: RunDir, base: str, nocache: bool) -> tuple[flo
     ctx = BuildContext(load(run.spec_path()), run, base, push=False, env=os.environ)
     python, machine = docker.python_of(client, base)
     started = time.perf_counter()
-    contexts = render(ctx, bundle.read_manifest(run.model_dir), python, machine)
+    manifest = bundle.read_manifest(run.model_dir)
+    choice = image_runtime.choose(ctx.spec, run, manifest)
+    contexts = render(ctx, manifest, python, machine, choice)
     packages = packages_image(client, contexts, base, nocache=nocache)
     tag = f"{IMAGE}:{run.root.parent.name}"
     args = {"BASE_IMAGE": base, "PACKAGES_IMAGE": packages}

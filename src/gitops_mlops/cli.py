@@ -416,6 +416,7 @@ def _print_promotion(result: PromotionRecord, console: Console) -> None:
 
 
 def _cmd_build(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops import image_runtime
     from gitops_mlops.errors import BuildError
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.stages.build import BuildContext, build
@@ -434,6 +435,7 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
     record = result.record
     if record is None:
         raise BuildError(f"no image was built: {result.reason}")
+    console.print(image_runtime.summary(record.runtime or {}))
     if record.reused:
         console.print(f"build     reused {record.digest}")
         smoke = record.smoke_test
@@ -501,12 +503,22 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     if not run_dir.model_file.is_file():
         raise MlopsError(f"{run_dir.model_dir}: no model.skops; train first (`mlops run`)")
     # Refuse a tampered or untrusted model here, as an error, before a server starts.
-    check_model(run_dir.model_dir, load(run_dir.spec_path()).model.allow_modules)
-    console.say(f"serving {run_dir.model_dir} on http://{args.host}:{args.port}/v2 (Ctrl-C stops)")
+    spec = load(run_dir.spec_path())
+    check_model(run_dir.model_dir, spec.model.allow_modules)
+    model_dir = run_dir.model_dir
+    if args.runtime == "onnx":  # converted and proven as `mlops build` does it
+        from gitops_mlops import bundle, image_runtime
+
+        choice = image_runtime.choose(
+            spec, run_dir, bundle.read_manifest(run_dir.model_dir), requested="onnx"
+        )
+        console.say(image_runtime.summary(choice.to_json()))
+        model_dir = choice.model_dir
+    console.say(f"serving {model_dir} on http://{args.host}:{args.port}/v2 (Ctrl-C stops)")
     return serve(
         [
             "--model-dir",
-            str(run_dir.model_dir),
+            str(model_dir),
             "--host",
             args.host,
             "--port",
@@ -689,7 +701,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("run_dir", metavar="RUN_DIR")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers", default="auto", help="processes: auto (one per CPU) or a number"
+    )
+    serve.add_argument(
+        "--runtime",
+        choices=("sklearn", "onnx"),
+        default="sklearn",
+        help="onnx: convert the model as `mlops build` does (and prove it) first",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of mlops.yaml")

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops_mlops import bundle, data_url, release
+from gitops_mlops import bundle, data_url, image_runtime, release
 from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet import cache as run_cache
@@ -246,6 +246,7 @@ def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress)
     if built.record is None or built.record.pinned is None:  # pragma: no cover - see above
         progress.note(f"build skipped: {built.reason}")
         return None
+    progress.note(image_runtime.summary(built.record.runtime or {}))
     if built.record.reused:
         progress.note(f"reused {built.record.pinned}: same model and packages")
     else:

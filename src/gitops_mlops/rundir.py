@@ -64,6 +64,11 @@ class RunDir:
         return self.model_dir / "command_metrics.json"
 
     @property
+    def onnx_dir(self) -> Path:
+        """The model converted for the onnx serving runtime, with its proof (at build time)."""
+        return self.root / "onnx"
+
+    @property
     def data_dir(self) -> Path:
         """The split a training command reads (model.command)."""
         return self.root / "data"

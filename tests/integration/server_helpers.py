@@ -19,9 +19,11 @@ def free_port() -> int:
         return port
 
 
-def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def request(
+    port: int, method: str, path: str, body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
     """Send `body` as JSON, or as it is when it is bytes (malformed on purpose)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"} if payload is not None else {}
     connection.request(method, path, body=payload, headers=headers)
@@ -32,7 +34,7 @@ def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, A
     return response.status, json.loads(data) if "json" in kind else data.decode()
 
 
-def wait_ready(port: int, deadline: float = 30.0) -> None:
+def wait_ready(port: int, deadline: float = 90.0) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         try:

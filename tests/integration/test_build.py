@@ -1,18 +1,21 @@
-"""Serving images on a real Docker engine and registry (README: Serving image)."""
+"""Serving images on a real Docker engine and registry, for both serving runtimes."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gitops_mlops.integrations import docker
+from gitops_mlops.reporting import markdown
 from tests.conftest import run_cli
 from tests.integration.helpers import copy_example, run_until
 from tests.integration.server_helpers import request, wait_ready
@@ -237,8 +240,16 @@ def test_without_an_engine_the_context_is_written_and_build_exits_5(tmp_path: Pa
         < dockerfile.index("COPY model/")
     )
     pins = (context / "packages" / "requirements.txt").read_text().split()
-    manifest = json.loads((run / "model" / "manifest.json").read_text())
-    assert f"scikit-learn=={manifest['versions']['scikit-learn']}" in pins
+    # container.runtime: auto, and the iris forest converts: the ONNX runtime's packages,
+    # exactly (no dependencies pulled in), and the converted model.
+    assert f"onnxruntime=={metadata.version('onnxruntime')}" in pins
+    assert not any(pin.startswith(("scikit-learn", "scipy", "pandas")) for pin in pins)
+    assert "--no-deps" in (context / "packages" / "Dockerfile").read_text()
+    assert sorted(p.name for p in (context / "model-image" / "model").iterdir()) == [
+        "manifest.json",
+        "model.onnx",
+        "runtime.json",
+    ]
 
 
 def test_push_builds_pushes_and_promotes_the_digest(engine: Any, tmp_path: Path) -> None:
@@ -266,6 +277,8 @@ def test_push_builds_pushes_and_promotes_the_digest(engine: Any, tmp_path: Path)
         record = yaml.safe_load(
             github.read(REPO, pull.head, "apps/iris/staging/model-release.yaml")
         )
+        report = (tmp_path / "run" / "report.md").read_text()
+        assert "### Serving image" in report and "runtime **onnx**" in report
         head, requests = github.head(REPO, pull.head), len(github.requests)
         # The same push again (a rerun, or a commit that does not change the model): the
         # image is reused with the same digest, so nothing is committed and nothing opened.
@@ -280,3 +293,125 @@ def test_push_builds_pushes_and_promotes_the_digest(engine: Any, tmp_path: Path)
         assert [r for r in github.requests[requests:] if r[0] == "POST"] == []
     assert record["image"] == f"{IMAGE}@{build['digest']}"
     assert engine.images.get_registry_data(record["image"]).id == build["digest"]
+
+
+# The ONNX runtime (container.runtime: auto converts the iris forest) and the sklearn one.
+def test_the_onnx_image_holds_numpy_and_onnxruntime_not_scikit_learn(
+    engine: Any, pushed: dict[str, Any]
+) -> None:
+    runtime = pushed["runtime"]
+    assert (runtime["requested"], runtime["runtime"]) == ("auto", "onnx")
+    comparison = runtime["comparison"]
+    n_test = json.loads((pushed["run"] / "metrics.json").read_text())["n_test"]
+    assert comparison["passed"] and comparison["rows"] == n_test
+    assert comparison["label_agreement"] == 1.0
+    assert comparison["max_abs_difference"] <= comparison["tolerance"]
+    assert "runtime   onnx:" in pushed["out"] and "labels identical" in pushed["out"]
+    # The report gets the image's section (replaced, not repeated, by a rebuild).
+    report = markdown.with_image(markdown.with_image("## the gate's report\n", pushed), pushed)
+    assert report.count("### Serving image") == 1 and "runtime **onnx**" in report
+    assert f"ONNX against scikit-learn: {n_test} test rows" in report
+    script = (
+        "import importlib.util as u, json; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in "
+        "('sklearn', 'scipy', 'pandas', 'skops', 'google', 'numpy', 'onnxruntime')}))"
+    )
+    found = json.loads(
+        engine.containers.run(
+            pushed["reference"], ["python", "-c", script], remove=True, network_mode="none"
+        )
+    )
+    assert found == {
+        "sklearn": False,
+        "scipy": False,
+        "pandas": False,
+        "skops": False,
+        "google": False,  # protobuf, which onnxruntime declares but does not use
+        "numpy": True,
+        "onnxruntime": True,
+    }
+    assert pushed["size_bytes"] <= 300 * 2**20  # issue 14's target, on the CI base image
+
+
+def test_tritonclient_against_the_image(container_port: int, pushed: dict[str, Any]) -> None:
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    from gitops_mlops import bundle
+    from tests.integration.test_serving import triton_infer
+
+    model = bundle.load_model(pushed["run"] / "model" / "model.skops")
+    rows = load_iris(as_frame=True).data
+    for binary in (True, False):
+        result = triton_infer(
+            container_port,
+            "iris-classifier",
+            [("x", rows.to_numpy(dtype=np.float64), "FP64", binary)],
+            binary_out=binary,
+        )
+        assert result.as_numpy("predict").tolist() == model.predict(rows).tolist()
+        assert np.abs(result.as_numpy("predict_proba") - model.predict_proba(rows)).max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def sklearn_image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("sklearn")
+    spec = project(folder)
+    spec.write_text(
+        spec.read_text().replace("size_budget_mb:", "runtime: sklearn\n  size_budget_mb:")
+    )
+    run = train(spec, folder / "run")
+    result = run_cli("build", str(run), "--base-image", BASE)
+    assert result.code == 0, result.out + result.err
+    assert "runtime   sklearn: container.runtime: sklearn" in result.out
+    data: dict[str, Any] = json.loads((run / "build.json").read_text())
+    return data
+
+
+def test_clients_cannot_tell_the_runtimes_apart(
+    engine: Any, pushed: dict[str, Any], sklearn_image: dict[str, Any], container_port: int
+) -> None:
+    """The same model version as the sklearn image and as the ONNX one: same metadata, same
+    answers to good and to malformed requests, same /metrics series."""
+    assert sklearn_image["tag"] == pushed["tag"]  # the same trained model
+    assert sklearn_image["runtime"]["runtime"] == "sklearn"
+    assert any(p.startswith("scikit-learn==") for p in sklearn_image["requirements"])
+    with docker.running(engine, sklearn_image["reference"], 8080) as (container, port):
+        docker.wait_ready(container, port, 90)
+        for path in ("/v2", "/v2/models/iris-classifier", "/v2/models/iris-classifier/ready"):
+            assert request(port, "GET", path) == request(container_port, "GET", path)
+        ours, theirs = (
+            request(p, "POST", "/v2/models/iris-classifier/infer", per_feature(ROWS))[1]
+            for p in (port, container_port)
+        )
+        assert [o["name"] for o in ours["outputs"]] == [o["name"] for o in theirs["outputs"]]
+        assert ours["outputs"][0] == theirs["outputs"][0]  # predict: the same labels
+        assert ours["outputs"][1]["data"] == pytest.approx(theirs["outputs"][1]["data"], abs=1e-5)
+        for case, method, payload, expected, _ in MALFORMED:
+            one = request(port, method, "/v2/models/iris-classifier/infer", payload)[0]
+            other = request(container_port, method, "/v2/models/iris-classifier/infer", payload)[0]
+            assert one == other == expected, case
+        series = [
+            {line.split(" ")[0] for line in request(p, "GET", "/metrics")[1].splitlines()}
+            for p in (port, container_port)
+        ]
+        assert {s for s in series[0] if "_total{" in s} == {s for s in series[1] if "_total{" in s}
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1.0, 1), (1.5, 2)])
+def test_one_worker_per_cpu_the_container_is_given(
+    engine: Any, pushed: dict[str, Any], cpus: float, workers: int
+) -> None:
+    if len(os.sched_getaffinity(0)) < workers:
+        pytest.skip(f"this machine has fewer than {workers} CPUs")
+    options = {"nano_cpus": int(cpus * 1e9)}
+    with docker.running(engine, pushed["reference"], 8080, **options) as (container, port):
+        docker.wait_ready(container, port, 90)
+        assert f"\nmlops_workers {workers}\n" in request(port, "GET", "/metrics")[1]
+        started = time.monotonic()
+        container.stop(timeout=20)  # SIGTERM; SIGKILL only after 20 s
+        container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0  # drained and exited, not killed
+        assert time.monotonic() - started < 15
+        logs = container.logs().decode(errors="replace")
+        assert "telemetry" not in logs.lower() and "Traceback" not in logs, logs

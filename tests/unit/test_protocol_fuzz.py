@@ -1,12 +1,14 @@
-"""Property: whatever JSON a client sends, the request parser answers with columns or a 4xx.
+"""Property: whatever a client sends, the request parser answers with columns or a 4xx.
 
 Every other exception would reach the client as a 500 (issue 10 found `"datatype": []`,
 400-digit integers and deep nesting that way), so the parser is fed arbitrary JSON values,
-and tensors that are nearly right, which reach deeper into it.
+tensors that are nearly right (which reach deeper into it), and binary extension bodies with
+arbitrary sizes, header lengths and bytes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,12 @@ tensors = st.fixed_dictionaries(
         "shape": shapes,
         "datatype": datatypes,
         "data": st.one_of(st.lists(st.one_of(scalars, st.lists(scalars, max_size=4))), json_values),
-        "parameters": json_values,
+        "parameters": st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {"binary_data_size": st.one_of(st.integers(min_value=-2, max_value=40), scalars)}
+            ),
+        ),
     },
 )
 requests = st.one_of(
@@ -57,6 +64,9 @@ requests = st.one_of(
                 st.lists(st.fixed_dictionaries({"name": json_values}), max_size=3), json_values
             ),
             "id": json_values,
+            "parameters": st.one_of(
+                json_values, st.fixed_dictionaries({"binary_data_output": json_values})
+            ),
         },
     ),
 )
@@ -65,12 +75,39 @@ requests = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(requests)
 def test_any_json_request_gives_columns_or_a_client_error(request: Any) -> None:
+    body = json.dumps(request).encode()
     try:
-        columns, rows = protocol.columns(MODEL, request)
-        outputs = protocol.requested_outputs(MODEL, request)
+        parsed = protocol.parse(MODEL, body)
     except protocol.V2Error as err:
         assert 400 <= err.status < 500 and err.message
         return
-    assert set(columns) == {"a", "b", "c"}
-    assert all(isinstance(c, np.ndarray) and len(c) == rows for c in columns.values())
-    assert set(outputs) <= {"predict", "predict_proba"}
+    assert_sound(parsed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    requests,
+    st.binary(max_size=64),
+    st.one_of(st.none(), st.integers(-3, 3), st.binary(max_size=4)),
+)
+def test_any_binary_request_gives_columns_or_a_client_error(
+    request: Any, blob: bytes, header_shift: int | bytes | None
+) -> None:
+    head = json.dumps(request).encode()
+    if isinstance(header_shift, bytes):
+        header_length = header_shift  # not a number, or a strange one
+    else:
+        header_length = str(len(head) + (header_shift or 0)).encode()
+    try:
+        parsed = protocol.parse(MODEL, head + blob, header_length)
+    except protocol.V2Error as err:
+        assert 400 <= err.status < 500 and err.message
+        return
+    assert_sound(parsed)
+
+
+def assert_sound(parsed: protocol.Parsed) -> None:
+    assert list(parsed.columns) == ["a", "b", "c"]
+    assert all(isinstance(c, np.ndarray) and len(c) == parsed.rows for c in parsed.columns.values())
+    assert set(parsed.outputs) <= {"predict", "predict_proba"}
+    assert parsed.binary <= set(parsed.outputs)

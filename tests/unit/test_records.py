@@ -61,6 +61,7 @@ BUILD = BuildRecord(
     base_digest="sha256:" + "e" * 64,
     packages=(Package("numpy", "2.0.0", "numpy-2.0.0-cp311.whl", "f" * 64),),
     attestations={"signed": True, "key": "ed25519:abc", "sbom": {"reference": "r@sha256:1"}},
+    runtime={"requested": "auto", "runtime": "sklearn", "reason": "ONNX not used: …"},
 )
 PROMOTION = PromotionRecord(
     environment="staging",

@@ -144,10 +144,11 @@ def pull(client: Any, reference: str) -> None:
 
 
 @contextmanager
-def running(client: Any, image: str, port: int) -> Iterator[tuple[Any, int]]:
-    """The image running on a random loopback port; always removed afterwards."""
+def running(client: Any, image: str, port: int, **options: Any) -> Iterator[tuple[Any, int]]:
+    """The image running on a random loopback port; always removed afterwards. `options`
+    go to the engine as they are (e.g. nano_cpus=1_500_000_000 for `--cpus 1.5`)."""
     container = client.containers.run(
-        image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)}
+        image, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)}, **options
     )
     try:
         container.reload()

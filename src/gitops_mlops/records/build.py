@@ -78,6 +78,8 @@ class BuildRecord:
     reused: bool = False  # the registry already held this model with these packages
     # What was attached to the pushed digest (attestations.chain's JSON), or why not.
     attestations: Mapping[str, Any] | None = None
+    # The serving runtime it runs and why, with the ONNX comparison (image_runtime's JSON).
+    runtime: Mapping[str, Any] | None = None
     # Only for an image built here:
     image_id: str = ""
     base_digest: str | None = None
@@ -102,6 +104,7 @@ class BuildRecord:
             "base_image": self.base_image,
             "base_digest": self.base_digest,
             "python": self.python,
+            "runtime": None if self.runtime is None else dict(self.runtime),
             "requirements": list(self.requirements),
             "packages": [package.to_json() for package in self.packages],
             "packages_image": self.packages_image,
@@ -117,6 +120,7 @@ class BuildRecord:
         fields = Fields(raw, source, WHAT)
         smoke = fields.obj("smoke_test")
         attestations = fields.obj("attestations")
+        runtime = fields.obj("runtime")
         packages = fields.raw.get("packages")
         packages = [] if packages is None else packages
         if not isinstance(packages, list):
@@ -143,4 +147,5 @@ class BuildRecord:
             ),
             packages_image=fields.text("packages_image"),
             attestations=None if attestations is None else attestations.raw,
+            runtime=None if runtime is None else runtime.raw,
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.records.verdict import Verdict
@@ -117,3 +120,43 @@ def report(
 
 def _or_dash(value: int | None) -> str:
     return "—" if value is None else str(value)
+
+
+IMAGE_SECTION = "### Serving image"
+
+
+def with_image(report_text: str, build: Mapping[str, Any]) -> str:
+    """The report with its serving image section (replacing the one a rebuild left)."""
+    kept = report_text.split(f"\n{IMAGE_SECTION}\n")[0].rstrip("\n")
+    return f"{kept}\n\n{image_section(build)}"
+
+
+def image_section(build: Mapping[str, Any]) -> str:
+    runtime = build.get("runtime") or {}
+    pinned = f" (`{build['digest']}`)" if build.get("digest") else ""
+    lines = [
+        IMAGE_SECTION,
+        "",
+        f"`{build['reference']}`{pinned}, {build['size_bytes'] / 2**20:.0f} MB, "
+        f"runtime **{runtime.get('runtime', 'sklearn')}** "
+        f"(`container.runtime: {runtime.get('requested', 'auto')}`): {runtime.get('reason', '')}.",
+    ]
+    comparison = runtime.get("comparison")
+    if comparison and comparison.get("max_abs_difference") is not None:
+        if comparison["label_agreement"] is not None:
+            agreement = (
+                f"labels agree on {comparison['label_agreement']:.2%} of rows; probabilities "
+                f"differ by at most {comparison['max_abs_difference']:.2g}"
+            )
+        else:
+            agreement = (
+                f"predictions differ by at most {comparison['max_relative_difference']:.2g} "
+                "(relative)"
+            )
+        lines += [
+            "",
+            f"ONNX against scikit-learn: {comparison['rows']} test rows and "
+            f"{comparison['probe_rows']} rows with one feature missing; {agreement} "
+            f"(tolerance {comparison['tolerance']:g}).",
+        ]
+    return "\n".join(lines) + "\n"

@@ -131,6 +131,7 @@ class Container:
     port: int = 8080
     smoke_test_input: str | None = None
     size_budget_mb: float = 500
+    runtime: Literal["auto", "sklearn", "onnx"] = "auto"
 
 
 Value = Literal["reference", "digest", "tag", "repository"]
@@ -352,6 +353,7 @@ def _container(raw: Mapping[str, Any]) -> Container:
         port=raw.get("port", 8080),
         smoke_test_input=raw.get("smoke_test", {}).get("input"),
         size_budget_mb=raw.get("size_budget_mb", 500),
+        runtime=raw.get("runtime", "auto"),
     )
 
 

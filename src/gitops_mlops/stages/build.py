@@ -21,25 +21,24 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from gitops_mlops import bundle, labels, serving
+from gitops_mlops import bundle, image_runtime, labels, serving
 from gitops_mlops.attestations import chain
 from gitops_mlops.attestations.facts import build_facts
 from gitops_mlops.attestations.signing import SigningKey
-from gitops_mlops.errors import BuildError, MlopsError
+from gitops_mlops.errors import BuildError
 from gitops_mlops.integrations import docker, git
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
 from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
+from gitops_mlops.reporting import markdown
 from gitops_mlops.rundir import RunDir, write_json
+from gitops_mlops.serving.runtimes import RUNTIMES
 from gitops_mlops.spec.model import Spec
 
-SERVER_PACKAGES = ("uvicorn", "httptools", "uvloop")
 HASHES = ".sha256.json"  # wheel file name -> sha256, beside the cached wheels
 VENV_PYTHON = "/opt/venv/bin/python"
-MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 READY_DEADLINE = 90.0
 USER = "65532:65532"  # no root in the image; a numeric id needs no /etc/passwd entry
 HEALTHCHECK = (
@@ -62,8 +61,12 @@ RUN set -e; \\
     done; \\
     [ -n "${pip:-}" ] || { echo "the base image has no pip to install with" >&2; exit 1; }; \\
     $pip --python /opt/venv/bin/python install --no-index --find-links /tmp/wheels \\
-      --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt; \\
+      --no-cache-dir --disable-pip-version-check @INSTALL_FLAGS@ -r /tmp/requirements.txt; \\
     find /opt/venv -depth -type d -name tests -prune -exec rm -rf {} +
+"""
+# The serving runtime's parts that serving never loads (its registry entry lists them).
+PRUNE = """\
+RUN cd /opt/venv/lib/python3*/site-packages && rm -rf {paths}
 """
 
 DOCKERFILE = """\
@@ -78,7 +81,7 @@ COPY --from=packages /opt/venv /opt/venv
 COPY app/ /app/
 COPY model/ /model/
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app MLOPS_MODEL_DIR=/model MLOPS_PORT={port} \\
-    MLOPS_WORKERS=1
+    MLOPS_WORKERS=auto
 USER {user}
 EXPOSE {port}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
@@ -110,20 +113,6 @@ class BuildResult:
         return self.record is not None
 
 
-def _pins(manifest: Mapping[str, Any]) -> list[str]:
-    """Exact versions: the model's from its manifest, the server's from this install."""
-    trained = manifest.get("versions", {})
-    pins = []
-    for package in MODEL_PACKAGES:
-        version = trained.get(package)
-        if version is None:
-            raise MlopsError(f"the manifest records no {package} version; retrain the model")
-        pins.append(f"{package}=={version}")
-    for package in SERVER_PACKAGES:
-        pins.append(f"{package}=={metadata.version(package)}")
-    return pins
-
-
 def _cache(env: Mapping[str, str]) -> Path:
     if env.get("XDG_CACHE_HOME"):
         return Path(env["XDG_CACHE_HOME"]) / "gitops-mlops" / "wheels"
@@ -138,9 +127,13 @@ def _platforms(machine: str) -> list[str]:
     return [flag for tag in tags for flag in ("--platform", f"{tag}_{machine}")]
 
 
-def download_wheels(pins: list[str], python: str, machine: str, cache: Path) -> Path:
-    """Wheels for the image's Python and platform, from the host's package index (cached)."""
-    key = hashlib.sha256("\n".join([*pins, python, machine]).encode()).hexdigest()[:16]
+def download_wheels(
+    pins: list[str], python: str, machine: str, cache: Path, resolve: bool = True
+) -> Path:
+    """Wheels for the image's Python and platform, from the host's package index (cached).
+    `resolve`: with their dependencies; else exactly these."""
+    flags = [] if resolve else ["--no-deps"]
+    key = hashlib.sha256("\n".join([*pins, *flags, python, machine]).encode()).hexdigest()[:16]
     folder = cache / key
     if (folder / ".complete").is_file():
         return folder
@@ -160,6 +153,7 @@ def download_wheels(pins: list[str], python: str, machine: str, cache: Path) -> 
         "cp",
         "--dest",
         str(folder),
+        *flags,
         *pins,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
@@ -207,6 +201,7 @@ def render(
     manifest: Mapping[str, Any],
     python: str,
     machine: str,
+    choice: image_runtime.RuntimeChoice,
     base_digest: str | None = None,
 ) -> Contexts:
     """Two build contexts, so a retrain sends the engine only the server code and model."""
@@ -214,24 +209,29 @@ def render(
     shutil.rmtree(root, ignore_errors=True)
     packages, image = root / "packages", root / "model-image"
     packages.mkdir(parents=True)
-    pins = _pins(manifest)
+    pins = image_runtime.pins(choice, manifest)
+    runtime = choice.entry
     (packages / "requirements.txt").write_text("\n".join(pins) + "\n")
-    wheels = download_wheels(pins, python, machine, _cache(ctx.env))
+    wheels = download_wheels(pins, python, machine, _cache(ctx.env), runtime.resolve)
     shutil.copytree(
         wheels,
         packages / "wheels",
         ignore=shutil.ignore_patterns(".complete", HASHES),
         copy_function=_link,
     )
-    (packages / "Dockerfile").write_text(PACKAGES_DOCKERFILE)
+    flags = "" if runtime.resolve else "--no-deps"
+    dockerfile = PACKAGES_DOCKERFILE.replace("@INSTALL_FLAGS@", flags)
+    if runtime.prune:
+        dockerfile += PRUNE.format(paths=" ".join(runtime.prune))
+    (packages / "Dockerfile").write_text(dockerfile)
     app = image / "app" / "gitops_mlops"
     shutil.copytree(
         Path(serving.__file__).parent, app / "serving", ignore=shutil.ignore_patterns("__pycache__")
     )
     (app / "__init__.py").write_text('"""gitops-mlops, serving part only."""\n')
     (image / "model").mkdir()
-    for name in (bundle.MODEL_FILE, bundle.MANIFEST_FILE):
-        shutil.copy2(ctx.run.model_dir / name, image / "model" / name)
+    for name in runtime.files:
+        shutil.copy2(choice.model_dir / name, image / "model" / name)
     port = ctx.spec.container.port if ctx.spec.container else 8080
     (image / "Dockerfile").write_text(
         DOCKERFILE.format(
@@ -249,7 +249,8 @@ def packages_image(client: Any, contexts: Contexts, base_image: str, nocache: bo
     from docker.errors import ImageNotFound
 
     base_id = client.images.get(base_image).id
-    key = hashlib.sha256("\n".join([*contexts.pins, base_id]).encode()).hexdigest()[:16]
+    recipe = (contexts.packages / "Dockerfile").read_text()  # flags and pruning differ by runtime
+    key = hashlib.sha256("\n".join([*contexts.pins, base_id, recipe]).encode()).hexdigest()[:16]
     tag = f"gitops-mlops-packages:{key}"
     try:
         if nocache:
@@ -290,15 +291,23 @@ def _smoke_request(ctx: BuildContext, manifest: Mapping[str, Any]) -> dict[str, 
     return {"inputs": inputs}
 
 
-def smoke_test(client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag: str) -> SmokeTest:
-    """Run the image, send the smoke request, and compare with the local model's answer."""
+def smoke_test(
+    client: Any,
+    ctx: BuildContext,
+    manifest: Mapping[str, Any],
+    tag: str,
+    tolerance: float = 1e-9,
+) -> SmokeTest:
+    """Run the image, send the smoke request, and compare with the local model's answer
+    (numbers within `tolerance`, relative: the ONNX runtime's proven one)."""
 
     from gitops_mlops.serving import protocol
+    from gitops_mlops.serving.sklearn_runtime import frame
 
     request = _smoke_request(ctx, manifest)
     local = bundle.served(ctx.run.model_dir, ctx.spec.model.allow_modules)
     columns, rows = protocol.columns(local, request)
-    expected = local.model.predict(protocol.frame(local, columns))
+    expected = local.model.predict(frame(local, columns))
     port = ctx.spec.container.port if ctx.spec.container else 8080
     started = time.monotonic()
     with docker.running(client, tag, port) as (container, host_port):
@@ -313,7 +322,7 @@ def smoke_test(client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag:
             logs = container.logs(tail=40).decode(errors="replace")
             raise BuildError(f"smoke test request failed: {err}\nContainer logs:\n{logs}") from None
     got = next(o["data"] for o in answer["outputs"] if o["name"] == "predict")
-    same = _same(got, expected.tolist())
+    same = _same(got, expected.tolist(), tolerance)
     if not same:
         raise BuildError(
             f"smoke test: the image predicted {got[:5]}…, the local model {expected.tolist()[:5]}…"
@@ -321,12 +330,12 @@ def smoke_test(client: Any, ctx: BuildContext, manifest: Mapping[str, Any], tag:
     return SmokeTest(passed=True, rows=rows, seconds=round(time.monotonic() - started, 2))
 
 
-def _same(got: list[Any], expected: list[Any]) -> bool:
+def _same(got: list[Any], expected: list[Any], tolerance: float) -> bool:
     if len(got) != len(expected):
         return False
     for a, b in zip(got, expected, strict=True):
         if isinstance(a, float) or isinstance(b, float):
-            if abs(float(a) - float(b)) > 1e-9 * max(1.0, abs(float(b))):
+            if abs(float(a) - float(b)) > tolerance * max(1.0, abs(float(b))):
                 return False
         elif a != b:
             return False
@@ -413,6 +422,7 @@ def _reuse(
     manifest: Mapping[str, Any],
     pins: list[str],
     found: dict[str, Any],
+    choice: image_runtime.RuntimeChoice,
 ) -> BuildRecord:
     """The build record of an image already in the registry; smoke-tested when we can."""
     assert ctx.spec.container is not None
@@ -427,6 +437,7 @@ def _reuse(
         layers=found["layers"],
         base_image=ctx.base_image,
         requirements=tuple(pins),
+        runtime=choice.to_json(),
         build_seconds=0.0,
         digest=found["digest"],
         pushed=True,
@@ -436,7 +447,7 @@ def _reuse(
             record, smoke_test=SmokeTest(None, skipped="no Docker engine to run the image")
         )
     docker.pull(client, pinned)
-    return replace(record, smoke_test=smoke_test(client, ctx, manifest, pinned))
+    return replace(record, smoke_test=smoke_test(client, ctx, manifest, pinned, _tolerance(choice)))
 
 
 def build(ctx: BuildContext) -> BuildResult:
@@ -445,25 +456,27 @@ def build(ctx: BuildContext) -> BuildResult:
     # The image's server trusts what the manifest records: check it against the spec first.
     manifest = bundle.check_model(ctx.run.model_dir, ctx.spec.model.allow_modules)
     version = str(manifest["model_version"])
+    choice = image_runtime.choose(ctx.spec, ctx.run, manifest)
+    pins = image_runtime.pins(choice, manifest)
     client, why = docker.connect(ctx.env)
     if ctx.push:
-        found = _reusable(ctx, manifest, _pins(manifest))
+        found = _reusable(ctx, manifest, pins)
         if found is not None:
             looked_up = _now()
-            reused = _reuse(ctx, client, manifest, _pins(manifest), found)
+            reused = _reuse(ctx, client, manifest, pins, found, choice)
             reused = attest(ctx, manifest, reused, looked_up, client)
-            ctx.run.write_build(reused)
+            _record(ctx.run, reused)
             return BuildResult(reused, "")
     if client is None and not ctx.context_without_engine:
         return BuildResult(None, why)
     if client is None:
         python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        contexts = render(ctx, manifest, python, os.uname().machine)
+        contexts = render(ctx, manifest, python, os.uname().machine, choice)
         return BuildResult(None, f"{why}; the build contexts are in {contexts.image.parent}")
     started, started_at = time.monotonic(), _now()
     python, machine = docker.python_of(client, ctx.base_image)
     base_digest = docker.repo_digest(client, ctx.base_image)
-    contexts = render(ctx, manifest, python, machine, base_digest)
+    contexts = render(ctx, manifest, python, machine, choice, base_digest)
     repository = ctx.spec.container.image
     tag = f"{repository}:{version}"
     packages = packages_image(client, contexts, ctx.base_image)
@@ -488,16 +501,31 @@ def build(ctx: BuildContext) -> BuildResult:
         base_digest=base_digest,
         python=python,
         requirements=tuple(contexts.pins),
+        runtime=choice.to_json(),
         packages=inventory(installed_in(client, packages, ctx.env), wheel_hashes(contexts.wheels)),
         packages_image=packages,
         build_seconds=build_seconds,
-        smoke_test=smoke_test(client, ctx, manifest, tag),
+        smoke_test=smoke_test(client, ctx, manifest, tag, _tolerance(choice)),
     )
     if ctx.push:
         record = replace(record, digest=docker.push(client, repository, version), pushed=True)
         record = attest(ctx, manifest, record, started_at)
-    ctx.run.write_build(record)
+    _record(ctx.run, record)
     return BuildResult(record, "")
+
+
+def _tolerance(choice: image_runtime.RuntimeChoice) -> float:
+    if choice.runtime == "onnx" and choice.comparison:
+        return float(choice.comparison["tolerance"])
+    return 1e-9
+
+
+def _record(run: RunDir, record: BuildRecord) -> None:
+    """build.json, and the image's section of the report."""
+    run.write_build(record)
+    if run.report.is_file():
+        text = markdown.with_image(run.report.read_text(encoding="utf-8"), record.to_json())
+        run.report.write_text(text, encoding="utf-8")
 
 
 def _now() -> str:
@@ -521,7 +549,9 @@ def attest(
             if kept is not None:
                 return replace(record, attestations=kept)
             if client is not None:  # a reused image without attestations: inventory it
-                packages = _image_packages(client, ctx, str(image), list(record.requirements))
+                packages = _image_packages(
+                    client, ctx, str(image), list(record.requirements), _resolves(record)
+                )
                 record = replace(record, packages=packages)
         if not record.packages:
             skipped = {"skipped": "no inventory of the image's packages (no Docker engine)"}
@@ -549,12 +579,17 @@ def attest(
     return replace(record, attestations=published)
 
 
+def _resolves(record: BuildRecord) -> bool:
+    """Whether the image's pins were installed with their dependencies (by runtime)."""
+    return RUNTIMES[str((record.runtime or {}).get("runtime", "sklearn"))].resolve
+
+
 def _image_packages(
-    client: Any, ctx: BuildContext, image: str, pins: list[str]
+    client: Any, ctx: BuildContext, image: str, pins: list[str], resolve: bool = True
 ) -> tuple[Package, ...]:
     """The inventory of a pulled image, with the wheels' hashes from the wheel cache."""
     python, machine = docker.python_of(client, ctx.base_image)
-    wheels = download_wheels(pins, python, machine, _cache(ctx.env))
+    wheels = download_wheels(pins, python, machine, _cache(ctx.env), resolve)
     return inventory(installed_in(client, image, ctx.env), wheel_hashes(wheels))
 
 
