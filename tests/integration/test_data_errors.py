@@ -128,12 +128,21 @@ def test_slice_on_a_missing_column(tmp_path: Path) -> None:
 
 
 def test_bad_estimator_params_are_reported_at_params(tmp_path: Path) -> None:
+    # Validation reads scikit-learn's constraint: at the value, before any data is loaded.
     spec = write_spec(
         tmp_path,
         "task: classification\ndata:\n  train: {builtin: iris}\n"
         "model:\n  estimator: sklearn.tree.DecisionTreeClassifier\n  params: {max_depth: -3}\n",
     )
-    check(spec, tmp_path, 8, 14, "training failed")
+    check(spec, tmp_path, 9, 23, "'max_depth' must be an int in the range [1, inf) or None")
+    # A constraint validation cannot read (SGD's loss names are computed): fit refuses it,
+    # located at the estimator.
+    spec = write_spec(
+        tmp_path,
+        "task: classification\ndata:\n  train: {builtin: iris}\n"
+        "model:\n  estimator: sklearn.linear_model.SGDClassifier\n  params: {loss: nope}\n",
+    )
+    check(spec, tmp_path, 8, 14, "training failed: The 'loss' parameter of SGDClassifier")
 
 
 def test_a_file_written_while_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
