@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from gitops_mlops.integrations.registry import (
     credentials_for,
     fallback_tag,
     is_loopback,
+    redirect_target,
+    same_site,
 )
 
 DIGEST = "sha256:" + "ab" * 32
@@ -112,3 +115,36 @@ def test_credentials_come_from_the_environment_then_the_docker_config(tmp_path: 
     assert credentials_for("quay.io", {"HOME": str(tmp_path)}) is None
     (tmp_path / ".docker" / "config.json").write_text("not json")
     assert credentials_for("ghcr.io", {"HOME": str(tmp_path)}) is None
+
+
+@pytest.mark.parametrize(
+    ("realm", "registry", "allowed"),
+    [
+        ("auth.docker.io", "registry-1.docker.io", True),  # Docker Hub's token service
+        ("gitlab.com", "registry.gitlab.com", True),
+        ("gitlab.example.com", "registry.example.com:5050", True),
+        ("ghcr.io", "ghcr.io", True),
+        ("GHCR.IO.", "ghcr.io", True),
+        ("127.0.0.1", "127.0.0.1:5000", True),  # the same host, another port
+        ("attacker.example", "ghcr.io", False),
+        ("evil.co.uk", "registry.co.uk", False),  # co.uk is a public suffix, not a site
+        ("other.pkg.dev", "us-docker.pkg.dev", True),
+        ("127.0.0.2", "127.0.0.1:5000", False),
+        ("0.1", "127.0.0.1", False),
+        ("localhost", "127.0.0.1:5000", False),
+        ("io", "ghcr.io", False),
+    ],
+)
+def test_credentials_go_to_a_token_service_of_the_registry_s_own_site(
+    realm: str, registry: str, allowed: bool
+) -> None:
+    assert same_site(realm, registry) is allowed
+
+
+def test_a_redirect_never_goes_from_https_down_to_http() -> None:
+    https = urllib.parse.urlsplit("https://ghcr.io/v2/acme/iris/blobs/x")
+    assert redirect_target(https, "https://cdn.example/blob").netloc == "cdn.example"
+    with pytest.raises(RegistryError, match="not https"):
+        redirect_target(https, "http://127.0.0.1:8080/admin")
+    loopback = urllib.parse.urlsplit("http://127.0.0.1:5000/v2/x")
+    assert redirect_target(loopback, "http://127.0.0.1:5001/blob").port == 5001

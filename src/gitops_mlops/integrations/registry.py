@@ -6,12 +6,16 @@ digest and found from it (OCI 1.1 referrers API, with the referrers tag schema a
 for registries without it, such as CNCF distribution 2.x).
 
 Registries are not trusted: every manifest and blob read by digest is hashed and compared,
-every answer is size-capped, every request has a timeout. Loopback registries are spoken to
-over http, all others over https. Credentials come from the environment
+every answer is size-capped and must arrive within a deadline (a registry that drips bytes
+is given up on, not waited for), and JSON that is not what the API promises is an error.
+Loopback registries are spoken to over http, all others over https (a redirect cannot turn
+https into http). Credentials come from the environment
 (`MLOPS_REGISTRY_USERNAME`/`MLOPS_REGISTRY_PASSWORD`) or the Docker client's config
-(`auths`, `credHelpers`, `credsStore`), and are sent only after the registry asks for them:
-as Basic, or exchanged for a bearer token at the realm its `WWW-Authenticate` names.
-`requests` counts every HTTP request made, token requests included.
+(`auths`, `credHelpers`, `credsStore`), and are sent only after the registry itself (not a
+host it redirected to) asks for them: as Basic, or exchanged for a bearer token at the
+realm its `WWW-Authenticate` names, when that realm is the registry's host or in its domain
+(auth.docker.io for registry-1.docker.io). `requests` counts every HTTP request made,
+token requests included.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import tarfile
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +62,9 @@ TAG_PAGES = 100
 MAX_REDIRECTS = 5
 CHUNK = 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+# A body must arrive at this rate at least (after `timeout` seconds to start): a registry
+# that sends a byte every few seconds would never trip the socket's own timeout.
+MIN_RATE = 512 * 1024  # bytes per second
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
@@ -151,7 +160,7 @@ class Descriptor:
         digest, size, media = raw.get("digest"), raw.get("size"), raw.get("mediaType")
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise RegistryError(f"{where}: descriptor digest {digest!r} is not sha256:<hex>")
-        if not isinstance(size, int) or size < 0 or not isinstance(media, str):
+        if type(size) is not int or size < 0 or not isinstance(media, str):
             raise RegistryError(f"{where}: descriptor of {digest} has no valid size or mediaType")
         annotations = raw.get("annotations") or {}
         if not isinstance(annotations, dict):
@@ -179,30 +188,32 @@ class Manifest:
         return Descriptor(self.media_type, self.digest, len(self.raw))
 
     def json(self) -> dict[str, Any]:
-        data = json.loads(self.raw)
-        if not isinstance(data, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return data
+        return _json_object(self.raw, f"manifest {self.digest}")
 
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
 
     def layers(self) -> list[Descriptor]:
-        return [
-            Descriptor.from_json(d, f"manifest {self.digest}")
-            for d in self.json().get("layers") or []
-        ]
+        return descriptors(self.json(), "layers", f"manifest {self.digest}")
 
     def config(self) -> Descriptor:
         return Descriptor.from_json(self.json().get("config"), f"manifest {self.digest}")
 
     def children(self) -> list[Descriptor]:
         """The manifests an index lists."""
-        return [
-            Descriptor.from_json(d, f"index {self.digest}")
-            for d in self.json().get("manifests") or []
-        ]
+        return descriptors(self.json(), "manifests", f"index {self.digest}")
+
+
+def descriptors(data: Mapping[str, Any], key: str, where: str) -> list[Descriptor]:
+    """The descriptors listed under `key` (none when it is absent); RegistryError when that
+    is not a list of descriptors."""
+    listed = data.get(key)
+    if listed is None:
+        return []
+    if not isinstance(listed, list):
+        raise RegistryError(f"{where}: {key} is not a list")
+    return [Descriptor.from_json(d, where) for d in listed]
 
 
 def sha256_digest(data: bytes) -> str:
@@ -286,12 +297,50 @@ def _from_helper(helper: str, key: str, env: Mapping[str, str]) -> Credentials |
     return Credentials(str(answer["Username"]), str(answer.get("Secret", "")))
 
 
+class _Deadline:
+    """Ends an exchange that takes too long by shutting its socket down: reads then end at
+    once (a registry that drips bytes never trips the socket's per-read timeout)."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self.connection = connection
+        # Held here: http.client lets go of a connection's socket once an answer that ends
+        # at close is under way, and it is that answer's reads that must be ended.
+        self.sock: socket.socket | None = None
+        self.seconds = seconds
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        self.extend(seconds)
+
+    def extend(self, seconds: float) -> None:
+        """From now, `seconds` more."""
+        self.cancel()
+        self.seconds = seconds
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.sock or self.connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # The plain socket's shutdown, under TLS too: the TLS layer then reads EOF.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 @dataclass
 class _Response:
     status: int
     headers: http.client.HTTPMessage
     body: http.client.HTTPResponse
     connection: http.client.HTTPConnection
+    url: str  # where the answer came from (after redirects)
+    deadline: _Deadline
+    timeout: float
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -300,12 +349,38 @@ class _Response:
         declared = self.header("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise RegistryError(f"{what} is {declared} bytes, over the {limit}-byte limit")
-        data = self.body.read(limit + 1)
-        if len(data) > limit:
-            raise RegistryError(f"{what} is over the {limit}-byte limit")
-        return data
+        buffer = io.BytesIO()
+        self.stream(buffer, limit, what)
+        return buffer.getvalue()
+
+    def stream(self, sink: Any, limit: int, what: str, hasher: Any = None) -> int:
+        """Copy the body into `sink` (at most `limit` bytes, in time); its size."""
+        self.deadline.extend(self.timeout + limit / MIN_RATE)
+        size = 0
+        try:
+            while chunk := self.body.read1(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"{what} is over the {limit}-byte limit")
+                if hasher is not None:
+                    hasher.update(chunk)
+                sink.write(chunk)
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            raise self.failed(what, err) from None
+        if self.deadline.expired:
+            raise self.failed(what, None)
+        return size
+
+    def failed(self, what: str, err: BaseException | None) -> RegistryError:
+        host = urllib.parse.urlsplit(self.url).netloc
+        if self.deadline.expired:
+            return RegistryError(
+                f"{what}: {host} did not finish answering within {self.deadline.seconds:.0f} s"
+            )
+        return RegistryError(f"{what}: {host} broke off its answer ({err})")
 
     def close(self) -> None:
+        self.deadline.cancel()
         self.connection.close()
 
 
@@ -378,8 +453,9 @@ class Registry:
                 f"manifest {repository}:{reference} hashes to {digest}, not {expected}: "
                 "the registry answered with other bytes"
             )
-        with contextlib.suppress(ValueError):
-            media = json.loads(raw).get("mediaType") or media
+        declared = _json_object(raw, f"manifest {repository}:{reference}").get("mediaType")
+        if isinstance(declared, str) and declared:
+            media = declared  # what the bytes say, not what the registry's header says
         return Manifest(media, digest, raw)
 
     def blob(self, repository: str, digest: str, limit: int) -> bytes:
@@ -483,22 +559,22 @@ class Registry:
         response = self._request(
             "GET", repository, f"/referrers/{digest}{query}", accept_types=(OCI_INDEX,)
         )
+        where = f"referrers of {repository}@{digest}"
         try:
             if response.status == 200:
                 index = _json_object(response.read(MANIFEST_LIMIT, "referrers"), "referrers")
-                listed = index.get("manifests") or []
+                listed: list[Descriptor] | None = descriptors(index, "manifests", where)
             elif response.status in (404, 405):
                 listed = None
             else:
-                self._expect(response, (200,), f"referrers of {repository}@{digest}")
+                self._expect(response, (200,), where)
                 listed = []
         finally:
             response.close()
         if listed is None:
             fallback = self.manifest(repository, fallback_tag(digest))
-            listed = fallback.json().get("manifests") or [] if fallback else []
-        descriptors = [Descriptor.from_json(d, f"referrers of {digest}") for d in listed]
-        return [d for d in descriptors if artifact_type in (None, d.artifact_type)]
+            listed = descriptors(fallback.json(), "manifests", where) if fallback else []
+        return [d for d in listed if artifact_type in (None, d.artifact_type)]
 
     def attach(
         self,
@@ -607,13 +683,13 @@ class Registry:
     def _add_to_fallback(self, repository: str, subject: str, descriptor: Descriptor) -> None:
         tag = fallback_tag(subject)
         current = self.manifest(repository, tag)
-        listed = current.json().get("manifests") or [] if current else []
-        if any(isinstance(d, dict) and d.get("digest") == descriptor.digest for d in listed):
+        listed = descriptors(current.json(), "manifests", f"index {tag}") if current else []
+        if any(d.digest == descriptor.digest for d in listed):
             return
         index = {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
-            "manifests": [*listed, descriptor.to_json()],
+            "manifests": [*(d.to_json() for d in listed), descriptor.to_json()],
         }
         raw = json.dumps(index, separators=(",", ":")).encode()
         self.push_manifest(repository, raw, OCI_INDEX, tag=tag)
@@ -628,13 +704,8 @@ class Registry:
                 raise RegistryError(
                     f"blob {digest} is {declared} bytes, over the {limit}-byte limit"
                 )
-            hasher, size = hashlib.sha256(), 0
-            while chunk := response.body.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise RegistryError(f"blob {digest} is over the {limit}-byte limit")
-                hasher.update(chunk)
-                sink.write(chunk)
+            hasher = hashlib.sha256()
+            size = response.stream(sink, limit, f"blob {digest}", hasher)
         finally:
             response.close()
         if "sha256:" + hasher.hexdigest() != digest:
@@ -688,7 +759,14 @@ class Registry:
         if response.status != 401:
             return response
         challenge = response.header("WWW-Authenticate") or ""
+        answered_by = urllib.parse.urlsplit(response.url).netloc
         response.close()
+        if answered_by != urllib.parse.urlsplit(target).netloc:
+            # A host the registry redirected to asks for a login: never ours to give.
+            raise RegistryError(
+                f"{method} {urllib.parse.urlsplit(target).path}: {self.registry} sent a "
+                f"redirect to {answered_by}, which asks for credentials; not sending them there"
+            )
         authorization = self._answer(challenge, scope)
         if authorization is None:
             return self._send(method, target, headers, body)  # the 401 again, to report
@@ -729,6 +807,11 @@ class Registry:
             parsed.scheme == "http" and is_loopback(parsed.netloc)
         ):
             raise RegistryError(f"{self.registry}: refusing token realm {realm!r} (not https)")
+        if login is not None and not same_site(parsed.hostname or "", self.host):
+            raise RegistryError(
+                f"{self.registry} names the token service {parsed.netloc}, another host; "
+                f"not sending the credentials for {self.registry} there"
+            )
         query = {"scope": params.get("scope") or scope}
         if params.get("service"):
             query["service"] = params["service"]
@@ -754,48 +837,92 @@ class Registry:
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> _Response:
         """One HTTP exchange (redirects followed; credentials only to the same host)."""
-        origin = urllib.parse.urlsplit(url).netloc
+        origin = urllib.parse.urlsplit(url)
         for _ in range(MAX_REDIRECTS + 1):
-            parts = urllib.parse.urlsplit(url)
+            parts = redirect_target(origin, url)
             sent = dict(headers)
-            if parts.netloc != origin:
+            if parts.netloc != origin.netloc:
                 sent.pop("Authorization", None)
             connection = self._connection(parts)
             target = parts.path + (f"?{parts.query}" if parts.query else "")
             self.requests += 1
+            deadline = _Deadline(connection, self.timeout)
             try:
                 connection.request(method, target or "/", body=body, headers=sent)
+                deadline.sock = connection.sock
                 answer = connection.getresponse()
             except (OSError, http.client.HTTPException) as err:
+                deadline.cancel()
                 connection.close()
+                late = f"no answer within {self.timeout:g} s" if deadline.expired else err
                 raise RegistryError(
-                    f"cannot reach the registry {parts.netloc} ({method} {parts.path}): {err}"
+                    f"cannot reach the registry {parts.netloc} ({method} {parts.path}): {late}"
                 ) from None
             location = answer.getheader("Location")
             if (
                 answer.status in (301, 302, 303, 307, 308)
                 and location
-                and method
-                in (
-                    "GET",
-                    "HEAD",
-                )
+                and method in ("GET", "HEAD")
             ):
+                deadline.cancel()
                 connection.close()
                 url = urllib.parse.urljoin(url, location)
                 continue
-            return _Response(answer.status, answer.headers, answer, connection)
+            return _Response(
+                answer.status, answer.headers, answer, connection, url, deadline, self.timeout
+            )
         raise RegistryError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
     def _connection(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host = port = None
+        if not host or parts.username is not None:
+            raise RegistryError(f"refusing the URL {parts.geturl()!r}: no plain host name")
         if parts.scheme == "http":
             if not is_loopback(parts.netloc):
                 raise RegistryError(f"refusing plain http to {parts.netloc}: only loopback")
-            return http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
+            return http.client.HTTPConnection(host, port, timeout=self.timeout)
         if parts.scheme != "https":
             raise RegistryError(f"unsupported URL scheme {parts.scheme!r}")
         context = ssl.create_default_context()
-        return http.client.HTTPSConnection(parts.netloc, timeout=self.timeout, context=context)
+        return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+
+
+def redirect_target(origin: urllib.parse.SplitResult, url: str) -> urllib.parse.SplitResult:
+    """Where a request (first `origin`, then where it was redirected) goes: never from https
+    down to http (a remote registry could otherwise point us at a loopback service)."""
+    parts = urllib.parse.urlsplit(url)
+    if origin.scheme == "https" and parts.scheme != "https":
+        raise RegistryError(f"{origin.netloc} redirected to {url}: not https")
+    return parts
+
+
+def same_site(realm_host: str, registry_host: str) -> bool:
+    """Whether a token realm on `realm_host` may receive the registry's credentials: the
+    registry's own host, or a host of the same registrable domain (by the Public Suffix
+    List: auth.docker.io for registry-1.docker.io, gitlab.com for registry.gitlab.com, never
+    evil.co.uk for registry.co.uk)."""
+    registry = urllib.parse.urlsplit(f"//{registry_host}").hostname or ""
+    realm = realm_host.lower().rstrip(".")
+    if realm == registry:
+        return True
+    if _is_address(realm) or _is_address(registry):
+        return False
+    from publicsuffixlist import PublicSuffixList
+
+    domains = PublicSuffixList()
+    site = domains.privatesuffix(registry)
+    return site is not None and domains.privatesuffix(realm) == site
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def fallback_tag(digest: str) -> str:
@@ -817,7 +944,7 @@ def _widest(scope: str) -> str:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RegistryError(f"the registry's {what} is not JSON") from None
     if not isinstance(data, dict):
         raise RegistryError(f"the registry's {what} is not a JSON object")
