@@ -9,37 +9,32 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import PurePosixPath
 
 
 class GlobError(ValueError):
     """A pattern that cannot be used; the message says why and what to write instead."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def problem(pattern: str) -> str | None:
     """Why `pattern` is not a usable repository-relative glob, or None when it is."""
-    if pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
-        return f"{pattern!r} is absolute; give a glob relative to the repository root"
-    if "\\" in pattern:
-        return f"{pattern!r} has a backslash; separate folders with '/'"
-    parts = pattern.split("/")
-    if ".." in parts or "." in parts:
-        return f"{pattern!r} has '.' or '..' parts; give a path inside the repository"
-    if "" in parts:
-        return f"{pattern!r} has an empty folder name ('//', or a trailing '/'); write dir/**"
-    for part in parts:
-        if "**" in part and part != "**":
-            return f"{pattern!r}: '**' must be a whole folder name, as in libs/**/x.py"
-        if part.count("[") != part.count("]") or re.search(r"\[\]|\[!\]", part):
-            return f"{pattern!r} has an unclosed or empty [...] class"
+    try:
+        compile_glob(pattern)
+    except GlobError as err:
+        return str(err)
     return None
 
 
 @lru_cache(maxsize=1024)
 def compile_glob(pattern: str) -> re.Pattern[str]:
-    reason = problem(pattern)
-    if reason is not None:
-        raise GlobError(reason)
+    """The pattern as one regular expression; GlobError saying why it cannot be used.
+
+    Validation and matching both come here, so a pattern `mlops validate` accepts is one
+    `mlops plan` and the run cache can use.
+    """
+    _check_whole(pattern)
     out: list[str] = []
     parts = pattern.split("/")
     for index, part in enumerate(parts):
@@ -48,11 +43,30 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
             # Any number of folders (zero included); at the end, anything below.
             out.append(".*" if last else "(?:[^/]+/)*")
             continue
-        out.append(_part(part) + ("" if last else "/"))
+        if "**" in part:
+            raise GlobError(f"{pattern!r}: '**' must be a whole folder name, as in libs/**/x.py")
+        out.append(_part(part, pattern) + ("" if last else "/"))
     return re.compile("".join(out) + r"\Z")
 
 
-def _part(part: str) -> str:
+def _check_whole(pattern: str) -> None:
+    if _CONTROL.search(pattern):
+        raise GlobError(f"{pattern!r} has a control character (a tab, a newline…); remove it")
+    if pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
+        raise GlobError(f"{pattern!r} is absolute; give a glob relative to the repository root")
+    if "\\" in pattern:
+        raise GlobError(f"{pattern!r} has a backslash; separate folders with '/'")
+    parts = pattern.split("/")
+    if ".." in parts or "." in parts:
+        raise GlobError(f"{pattern!r} has '.' or '..' parts; give a path inside the repository")
+    if "" in parts:
+        raise GlobError(
+            f"{pattern!r} has an empty folder name ('//', or a trailing '/'); write dir/**"
+        )
+
+
+def _part(part: str, pattern: str) -> str:
+    """One folder name's pattern: `*`, `?` and `[...]` classes as fnmatch reads them."""
     regex, i = "", 0
     while i < len(part):
         char = part[i]
@@ -61,16 +75,49 @@ def _part(part: str) -> str:
         elif char == "?":
             regex += "[^/]"
         elif char == "[":
-            end = part.index("]", i + 1)
-            body = part[i + 1 : end]
-            negate = body.startswith("!")
-            body = re.sub(r"([\\\]^])", r"\\\1", body[1:] if negate else body)
-            regex += f"[{'^' if negate else ''}{body}]"
-            i = end
+            body, i = _class(part, i, pattern)
+            regex += body
+            continue
         else:
             regex += re.escape(char)
         i += 1
     return regex
+
+
+def _class(part: str, start: int, pattern: str) -> tuple[str, int]:
+    """The `[...]` class at `start`: (its regular expression, the index after it).
+
+    As in fnmatch: `!` first negates, a `]` first is a member, `a-z` is a range. An
+    unclosed class and a range that runs backwards (which would match nothing) are refused.
+    """
+    i = start + 1
+    negate = i < len(part) and part[i] == "!"
+    i += negate
+    members: list[str] = []
+    first = True
+    while i < len(part) and (first or part[i] != "]"):
+        low, first = part[i], False
+        if i + 2 < len(part) and part[i + 1] == "-" and part[i + 2] != "]":
+            high = part[i + 2]
+            if high < low:
+                raise GlobError(
+                    f"{pattern!r}: the range [{low}-{high}] runs backwards; write [{high}-{low}]"
+                )
+            members.append(f"{_in_class(low)}-{_in_class(high)}")
+            i += 3
+        else:
+            members.append(_in_class(low))
+            i += 1
+    if i >= len(part):
+        raise GlobError(
+            f"{pattern!r} has an unclosed [...] class; close it, or write [[] for a '['"
+        )
+    # A class never matches '/': the pattern's folders are its '/'-separated parts.
+    return f"[{'^/' if negate else ''}{''.join(members)}]", i + 1
+
+
+def _in_class(char: str) -> str:
+    return "\\" + char if char in "\\]^-[&~|" else char
 
 
 def matches(pattern: str, path: str) -> bool:
@@ -94,4 +141,4 @@ def _select(patterns: tuple[str, ...], paths: tuple[str, ...]) -> tuple[str, ...
 
 def under(folder: str, path: str) -> bool:
     """Whether `path` is inside `folder` (both repository-relative; '' is the root)."""
-    return folder in ("", ".") or PurePosixPath(path).is_relative_to(folder)
+    return folder in ("", ".") or path == folder or path.startswith(folder + "/")

@@ -224,3 +224,66 @@ def test_a_spec_or_folder_restricts_the_plan_and_model_picks_one(repo: Path) -> 
     ) == ["fraud"]
     result = run_cli("plan", str(repo / "models" / "churn"), "--model", "nope")
     assert result.code == 1 and "(models: churn)" in result.err
+
+
+# --- odd layouts and hostile input -----------------------------------------------------------
+
+
+def test_a_spec_at_the_root_owns_only_what_no_nested_spec_owns(repo: Path) -> None:
+    """A file belongs to the folder of the nearest spec above it: a spec at the repository
+    root (or above other specs) is not retrained for every change to the models below it."""
+    root = spec_text("iris", "acme/gitops").replace("name: iris", "name: everything")
+    nested = spec_text("iris", "acme/gitops").replace("name: iris", "name: churn-eu")
+    write(repo, {"mlops.yaml": root, "models/churn/eu/mlops.yaml": nested})
+    commit_all(repo, "a root spec and a nested one")
+    base = change(repo, {"models/churn/eu/weights.txt": "1\n"})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["churn-eu"]
+    base = change(repo, {"models/churn/notes.md": "x\n"})
+    assert names(plan(repo, "--base", base)) == ["churn"]
+    base = change(repo, {"tools/helper.py": "x = 1\n"})
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["everything"]
+    assert planned["include"][0]["reason"] == "a file in its folder changed: tools/helper.py"
+    assert planned["include"][0]["spec"] == "mlops.yaml"
+
+
+def test_control_characters_in_changed_paths_cannot_inject_workflow_commands(repo: Path) -> None:
+    """`mlops plan` prints in the workflow's log, where a line starting with `::` is a
+    command to the runner; a pull request's file names must not be able to start one."""
+    evil = "models/fraud/a\n::error title=pwned::injected\r\x1b[2J.txt"
+    base = change(repo, {evil: "x\n"})
+    result = run_cli("plan", str(repo), "--base", base)
+    assert result.code == 0, result.err
+    assert not any(line.startswith("::") for line in result.out.splitlines()), result.out
+    assert "\r" not in result.out and "\x1b" not in result.out
+    assert "models/fraud/a\\n::error title=pwned::injected\\r\\x1b[2J.txt" in result.out
+    as_json = plan(repo, "--base", base)  # JSON escapes by itself: the path stays exact
+    assert as_json["include"][0]["reason"] == f"a file in its folder changed: {evil}"
+
+
+def test_a_shallow_clone_without_the_merge_base_says_how_to_fetch_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    base = change(repo, {"models/iris/notes.md": "1\n"})
+    change(repo, {"models/iris/notes.md": "2\n"})
+    shallow = tmp_path / "shallow"
+    git("clone", "--quiet", "--depth", "1", repo.as_uri(), str(shallow))
+    git("fetch", "--quiet", "--depth", "1", "origin", base, cwd=shallow)  # base, no history
+    result = run_cli("plan", str(shallow), "--base", base)
+    assert result.code == 1, result.out
+    assert "no common history" in result.err and "fetch-depth: 0" in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_spec_that_is_a_symbolic_link_is_refused_where_it_is(repo: Path) -> None:
+    """A link can name any file on the runner; its text would end up in error messages."""
+    outside = repo.parent / "outside.yaml"
+    outside.write_text(spec_text("iris", "acme/gitops").replace("name: iris", "name: linked"))
+    (repo / "models" / "linked").mkdir()
+    (repo / "models" / "linked" / "mlops.yaml").symlink_to(outside)
+    commit_all(repo, "a linked spec")
+    result = run_cli("plan", str(repo), "--all")
+    assert result.code == 2, result.out + result.err
+    assert result.out.startswith("models/linked/mlops.yaml:1:1: ")
+    assert "symbolic link" in result.out

@@ -9,22 +9,22 @@ left out sit under `excluded`, which a matrix ignores.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from gitops_mlops import globs
 from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+from gitops_mlops.fleet import layout
 from gitops_mlops.fleet.cache import cache_key, dependency_files
 from gitops_mlops.integrations import git
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages.promote import push_environments
 from gitops_mlops.stages.validate import ValidateContext, validate
 
-SPEC_NAME = "mlops.yaml"
-RUN_FOLDER = ".mlops"
-MAX_SPECS = 1000  # a matrix takes at most 256 jobs; far past that is a mistake, not a fleet
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,11 @@ class Facts:
     inputs: tuple[str, ...]  # `inputs:` globs
     cache_key: str
     promote_to: str = ""  # the `on: push` environments, comma-separated (promotion locks)
+    nested: tuple[str, ...] = ()  # folders of other specs below this one's: not its files
 
     @property
     def folder(self) -> str:
-        return str(PurePosixPath(self.spec).parent)
+        return layout.folder_of(self.spec)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def reason_for(facts: Facts, changed: Sequence[str]) -> str | None:
         if path in facts.dependencies:
             return f"a file it trains from changed: {path}"
     for path in changed:
-        if globs.under(facts.folder, path):
+        if layout.owns(facts.folder, facts.nested, path):
             return f"a file in its folder changed: {path}"
     for pattern in facts.inputs:
         hit = globs.select([pattern], changed)
@@ -96,12 +97,21 @@ def as_matrix(decisions: Sequence[Decision]) -> dict[str, Any]:
     }
 
 
+def visible(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`): file names come
+    from pull requests, and in a workflow's log a line that starts with `::` is a command
+    to the runner."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
 def as_text(decisions: Sequence[Decision]) -> str:
     if not decisions:
         return "no mlops.yaml is tracked in this repository: nothing to plan"
     width = max(len(d.facts.name) for d in decisions)
     lines = [
-        f"{'run' if d.run else 'skip':<5} {d.facts.name:<{width}}  {d.facts.spec}  ({d.reason})"
+        visible(
+            f"{'run' if d.run else 'skip':<5} {d.facts.name:<{width}}  {d.facts.spec}  ({d.reason})"
+        )
         for d in decisions
     ]
     chosen = sum(d.run for d in decisions)
@@ -109,23 +119,15 @@ def as_text(decisions: Sequence[Decision]) -> str:
     return "\n".join(lines)
 
 
-def discover(tracked: Sequence[str]) -> list[str]:
-    """Tracked spec files, outside run folders, in path order."""
-    found = [
-        p
-        for p in tracked
-        if PurePosixPath(p).name == SPEC_NAME and RUN_FOLDER not in PurePosixPath(p).parts
-    ]
-    if len(found) > MAX_SPECS:
-        raise MlopsError(
-            f"{len(found)} files named {SPEC_NAME} are tracked; plan handles at most {MAX_SPECS}"
-        )
-    return sorted(found)
-
-
 def facts_of(
-    spec: Spec, path: str, root: Path, tracked: Sequence[str], memo: dict[str, str] | None = None
+    spec: Spec,
+    path: str,
+    root: Path,
+    tracked: Sequence[str],
+    memo: dict[str, str] | None = None,
+    specs: Sequence[str] = (),
 ) -> Facts:
+    """`specs`: every tracked spec's path (the nested ones are not this spec's files)."""
     return Facts(
         spec=path,
         name=spec.metadata.name,
@@ -133,6 +135,7 @@ def facts_of(
         inputs=spec.inputs,
         cache_key=cache_key(spec, root, tracked, memo),
         promote_to=",".join(push_environments(spec)),
+        nested=layout.nested(path, specs),
     )
 
 
@@ -143,8 +146,12 @@ def load_all(
     every problem and duplicate name."""
     problems: list[Diagnostic] = []
     found: list[tuple[Spec, Facts]] = []
-    for path in discover(tracked):
+    for path in layout.discover(tracked):
         if within and not any(_inside(root / path, place) for place in within):
+            continue
+        link = _link_on_the_way(root, path)
+        if link is not None:
+            problems.append(Diagnostic(path, 1, 1, "", link))
             continue
         try:
             spec = validate(ValidateContext(root / path, path))
@@ -158,9 +165,26 @@ def load_all(
     return [(facts.spec, spec) for spec, facts in found]
 
 
+def _link_on_the_way(root: Path, path: str) -> str | None:
+    """Why the spec cannot be read: it, or a folder above it, is a symbolic link."""
+    current = root
+    for part in Path(path).parts:
+        current = current / part
+        if current.is_symlink():
+            what = "" if current == root / path else f" ({current.relative_to(root)})"
+            return (
+                f"a symbolic link{what}: plan reads no spec through a link, which can lead "
+                "out of the repository; commit the real file in its place"
+            )
+    return None
+
+
 def _inside(spec: Path, place: Path) -> bool:
+    """Whether the spec is `place` or under it. The spec's own path is not resolved: a
+    spec that is a link is still where git has it (and refused there)."""
     place = place.resolve()
-    return spec.resolve() == place or spec.resolve().is_relative_to(place)
+    spec = spec.parent.resolve() / spec.name
+    return spec == place or spec.is_relative_to(place)
 
 
 def repository(folder: Path) -> tuple[Path, list[str]]:
@@ -195,7 +219,8 @@ def gather(paths: Sequence[Path], model: str | None = None) -> list[Facts]:
             raise MlopsError(f"no tracked mlops.yaml names a model {model!r} (models: {known})")
         specs = chosen
     memo: dict[str, str] = {}  # file digests, shared by the specs
-    return [facts_of(spec, path, root, tracked, memo) for path, spec in specs]
+    every = layout.discover(tracked)
+    return [facts_of(spec, path, root, tracked, memo, every) for path, spec in specs]
 
 
 def _duplicates(found: Sequence[tuple[Spec, Facts]]) -> list[Diagnostic]:

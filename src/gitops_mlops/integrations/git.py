@@ -92,6 +92,15 @@ def changed_files(root: Path, base: str, head: str = "HEAD") -> list[str]:
                 f"{ref!r} is not a commit in {root}; fetch it (actions/checkout with "
                 "`fetch-depth: 0`), or plan every spec with --all"
             ) from None
+    try:
+        _local(root, "merge-base", base, head, timeout=30)
+    except GitError:
+        # Both commits are here but not the history joining them: a shallow clone.
+        raise GitError(
+            f"{base!r} and {head!r} have no common history in {root} (a shallow clone?); "
+            "fetch the whole history (actions/checkout with `fetch-depth: 0`), or plan "
+            "every spec with --all"
+        ) from None
     listed = _local(root, "diff", "--name-only", "-z", "--no-renames", f"{base}...{head}")
     return [p for p in listed.decode().split("\0") if p]
 
