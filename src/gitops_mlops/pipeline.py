@@ -177,12 +177,12 @@ def _from_cache(
         return None
     key = run_cache.key_for(spec)
     found = run_cache.restore(options.cache, key, spec, run_dir)
-    if found is None:
-        progress.note(f"run cache: miss for {key[:12]}")
+    if isinstance(found, run_cache.Lookup):
+        progress.note(f"run cache: miss for {key[:12]} ({found.why})")
         return None
     progress.cached("train", key)
     progress.cached("evaluate", "")
-    return found
+    return found.version, found.metrics
 
 
 def _remote_data(spec: Spec) -> bool:

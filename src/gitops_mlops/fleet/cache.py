@@ -9,8 +9,10 @@ promotion do not enter it: changing them gates the same model again.
 An entry is `model/` (the bundle) plus `metrics.json`, under `<dir>/v1/<key>/`, with
 `entry.json` listing every file's sha256. It is written in a private folder and renamed into
 place (readers see a whole entry or none), and verified on the way out: a corrupt, partial
-or foreign entry is a miss, never a crash. A cache directory that cannot be written (read
-only, full) costs the store, not the run.
+or foreign entry is a miss, never a crash. The cache may be shared (actions/cache restores
+what another run wrote), so an entry is read only from real files inside it: a symbolic
+link anywhere in it, or a listing naming anything but the bundle and the metrics, is a miss.
+A cache directory that cannot be written (read only, full) costs the store, not the run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from gitops_mlops import bundle, globs
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.fleet import layout
 from gitops_mlops.integrations import git
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.records.run import RunInfo
@@ -40,6 +43,7 @@ FORMAT = "v1"
 ENTRY_FILE = "entry.json"
 KEY_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops", "gitops-mlops")
 _HEX = frozenset("0123456789abcdef")
+MAX_LISTING = 1 << 20  # bytes of entry.json: a bundle lists a handful of files
 
 
 def canonical(value: Any) -> Any:
@@ -64,9 +68,29 @@ def versions() -> dict[str, str]:
     return found
 
 
+@lru_cache(maxsize=1)
+def _distributions() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def module_versions(modules: Iterable[str]) -> dict[str, str]:
+    """`model.allow_modules` with the installed distributions that provide each (a model
+    built from a package's classes changes with its version); "absent" when none does."""
+    found = {}
+    for module in modules:
+        names = sorted(set(_distributions().get(module.split(".")[0], [])))
+        found[module] = ",".join(f"{n}-{metadata.version(n)}" for n in names) or "absent"
+    return found
+
+
 def dependency_files(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> list[str]:
-    """Repository-relative files whose bytes determine the model: data, trainer, inputs."""
+    """Repository-relative files whose bytes determine the model: data, trainer, inputs.
+
+    A `model.command` trainer imports its own modules and reads its own files: every
+    tracked file its spec's folder owns is the trainer's.
+    """
     found: set[str] = set()
+    tracked = list(tracked)
     root = repo_root.resolve()
     candidates = [d.path for d in (spec.data.train, spec.data.test) if d and d.path]
     candidates += list(spec.model.command or ())  # the program and arguments naming files
@@ -74,6 +98,9 @@ def dependency_files(spec: Spec, repo_root: Path, tracked: Iterable[str]) -> lis
         path = (spec.root / value).resolve()
         if path.is_file() and path.is_relative_to(root):
             found.add(path.relative_to(root).as_posix())
+    if spec.model.command:
+        here = (spec.root.resolve() / spec.file.name).relative_to(root).as_posix()
+        found.update(layout.folder_files(here, tracked))
     found.update(globs.select(spec.inputs, tracked))
     return sorted(found)
 
@@ -110,6 +137,7 @@ def cache_key(
         "evaluation": canonical(spec.evaluation),
         "files": file_digests(repo_root, files, memo),
         "versions": versions(),
+        "allowed": module_versions(spec.model.allow_modules),
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -133,24 +161,20 @@ class RunCache:
     def restore(self, key: str, run: RunDir) -> Lookup:
         """Copy the entry for `key` into `run` when it is whole and verified."""
         folder = self.entry(key)
-        if not folder.is_dir():
+        if not folder.is_symlink() and not folder.is_dir():
             return Lookup(False, "no entry")
         try:
+            _no_links(self.root, folder)
             listed = _listing(folder)
-            for name, digest in listed.items():
-                if _sha(folder / name) != digest:
-                    return Lookup(False, f"{name} differs from its digest")
             if run.root.exists():
                 shutil.rmtree(run.model_dir, ignore_errors=True)
-            for name in listed:
-                target = run.root / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / name, target)
+            for name, digest in listed.items():
+                _copy_verified(folder / name, run.root / name, digest)
             bundle.read_manifest(run.model_dir)  # the bundle's own digests, like any model
         except (OSError, ValueError, KeyError, TypeError, MlopsError) as err:
             shutil.rmtree(run.model_dir, ignore_errors=True)
             run.metrics.unlink(missing_ok=True)
-            return Lookup(False, f"unreadable entry ({err})")
+            return Lookup(False, f"unusable entry: {err}")
         return Lookup(True, "")
 
     def store(self, key: str, run: RunDir) -> str | None:
@@ -182,19 +206,63 @@ class RunCache:
         return None
 
 
+def _no_links(root: Path, folder: Path) -> None:
+    """Refuse an entry with a symbolic link in it or on the way to it (below `root`, the
+    cache folder the caller chose): a link could restore, and later ship, any file."""
+    on_the_way = [folder.parent, folder]
+    inside = [Path(top) / name for top, dirs, files in os.walk(folder) for name in dirs + files]
+    for path in on_the_way + inside:
+        if path.is_symlink():
+            raise ValueError(f"{path.relative_to(root)} is a symbolic link")
+
+
 def _listing(folder: Path) -> dict[str, str]:
-    raw = json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8"))
+    raw = json.loads(_read_limited(folder / ENTRY_FILE, MAX_LISTING).decode("utf-8"))
     files = raw["files"]
     if raw.get("key") != folder.name or not isinstance(files, dict):
         raise ValueError("entry.json does not describe this entry")
     needed = {"metrics.json", f"model/{bundle.MODEL_FILE}", f"model/{bundle.MANIFEST_FILE}"}
     if not needed <= set(files):
         raise ValueError(f"entry.json lacks {', '.join(sorted(needed - set(files)))}")
-    for name in files:
-        parts = Path(name).parts
-        if Path(name).is_absolute() or ".." in parts or (folder / name).is_symlink():
-            raise ValueError(f"entry.json names {name!r}, outside the entry")
+    for name, digest in files.items():
+        if not _restorable(name):
+            raise ValueError(
+                f"entry.json names {name!r}; an entry holds only model/ and metrics.json"
+            )
+        if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
+            raise ValueError(f"entry.json gives {name!r} no sha256 digest")
     return {str(k): str(v) for k, v in files.items()}
+
+
+def _restorable(name: object) -> bool:
+    """The metrics, or a file directly in the bundle: what a run restores from the cache."""
+    if not isinstance(name, str):
+        return False
+    parts = name.split("/")
+    plain = all(p not in ("", ".", "..") and "\\" not in p for p in parts)
+    return plain and (parts == ["metrics.json"] or (len(parts) == 2 and parts[0] == "model"))
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+def _copy_verified(source: Path, target: Path, digest: str) -> None:
+    """Copy `source` (never through a link) to `target`, hashing what was copied: the bytes
+    checked are the bytes restored, even if the entry changes meanwhile."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "rb") as reader, target.open("wb") as writer:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            sha.update(block)
+            writer.write(block)
+    if sha.hexdigest() != digest:
+        raise ValueError(f"{source.name} differs from its digest")
 
 
 def _write_synced(path: Path, text: str) -> None:
@@ -223,14 +291,21 @@ def key_for(spec: Spec) -> str:
     return cache_key(spec, root, tracked)
 
 
-def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, Metrics] | None:
-    """(model version, metrics) of the entry restored into `run`, or None on a miss.
+@dataclass(frozen=True)
+class Restored:
+    version: str
+    metrics: Metrics
+
+
+def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> Restored | Lookup:
+    """The version and metrics of the entry restored into `run`, or the miss and why.
 
     The bundle's provenance is this run's: the same model may come from a spec that differs
     in what the key ignores (thresholds, promotion) or from another commit.
     """
-    if not RunCache(folder).restore(key, run).hit:
-        return None
+    found = RunCache(folder).restore(key, run)
+    if not found.hit:
+        return found
     manifest = bundle.read_manifest(run.model_dir)
     manifest.pop("files", None)
     manifest |= {
@@ -241,7 +316,7 @@ def restore(folder: Path, key: str, spec: Spec, run: RunDir) -> tuple[str, Metri
     }
     bundle.write_manifest(run.model_dir, manifest)
     run.write_run_info(RunInfo(spec.file.resolve(), spec.digest))
-    return str(manifest["model_version"]), run.read_metrics()
+    return Restored(str(manifest["model_version"]), run.read_metrics())
 
 
 def store(folder: Path, key: str, run: RunDir) -> str | None:
