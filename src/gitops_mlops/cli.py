@@ -339,9 +339,8 @@ def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
-    from gitops_mlops.pipeline import champion_for, track_run, version_of
+    from gitops_mlops.pipeline import champion_for, gate_run, track_run, version_of
     from gitops_mlops.rundir import RunDir
-    from gitops_mlops.stages.gate import GateContext, gate
     from gitops_mlops.stages.validate import load
     from gitops_mlops.triggers import trigger_for
 
@@ -349,10 +348,11 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
     spec = load(run_dir.spec_path())
     champion = champion_for(spec, args.champion, console.env)
     progress = _progress(console)
+    measured = run_dir.read_metrics()
     with progress.stage("gate"):
-        verdict = gate(GateContext(spec, run_dir, champion, version=version_of(run_dir)))
+        version = version_of(run_dir)
+        verdict = gate_run(spec, run_dir, champion, console.env, measured, version, None, progress)
     if spec.tracking is not None:
-        measured = run_dir.read_metrics()
         event = trigger_for(None, console.env).event
         track_run(spec, run_dir, console.env, event, measured, verdict, progress)
     return _verdict_exit(verdict, run_dir.report, console)
@@ -581,7 +581,11 @@ def _parser() -> argparse.ArgumentParser:
         help="trigger (default: GITHUB_EVENT_NAME, else push)",
     )
     run.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
-    run.add_argument("--champion", type=Path, help="release record to gate against")
+    run.add_argument(
+        "--champion",
+        type=Path,
+        help="gate against this release record, run directory or model bundle",
+    )
     run.add_argument("--environment", "-e", help="workflow_dispatch: environment to promote to")
     run.add_argument("--version", help="workflow_dispatch: model version expected")
     run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
@@ -658,7 +662,11 @@ def _parser() -> argparse.ArgumentParser:
 
     gate = commands.add_parser("gate", help="check a run's metrics against the thresholds")
     gate.add_argument("run_dir", metavar="RUN_DIR")
-    gate.add_argument("--champion", type=Path, help="release record to gate against")
+    gate.add_argument(
+        "--champion",
+        type=Path,
+        help="gate against this release record, run directory or model bundle",
+    )
     gate.set_defaults(handler=_cmd_gate)
 
     promote = commands.add_parser("promote", help="open the pull request releasing a run")

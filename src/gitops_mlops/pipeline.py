@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gitops_mlops import bundle, data_url, image_runtime, release
 from gitops_mlops.attestations.signing import SigningKey
+from gitops_mlops.datasets import Data
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.fleet import cache as run_cache
 from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
@@ -25,6 +26,7 @@ from gitops_mlops.rundir import DISPATCH_DIR, RunDir, new_run_dir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
 from gitops_mlops.stages.build import BuildContext, build
+from gitops_mlops.stages.compare import CompareContext, compare
 from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
 from gitops_mlops.stages.gate import GateContext, gate
 from gitops_mlops.stages.promote import (
@@ -72,9 +74,10 @@ class RunOutcome:
 def champion_for(
     spec: Spec, champion_file: Path | None, env: Mapping[str, str]
 ) -> release.Champion | None:
-    """`--champion FILE` when given, else the release record in the GitOps repository."""
+    """`--champion PATH` when given (a release record, a run directory or a model bundle),
+    else the release record in the GitOps repository."""
     if champion_file is not None:
-        return release.read_record(champion_file)
+        return release.read_champion(champion_file)
     return release.champion(spec, GitHubSettings.from_env(env))
 
 
@@ -112,6 +115,7 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         return RunOutcome(spec, None, None, None)
     run_dir = new_run_dir(options.out)
     restored = _from_cache(spec, run_dir, options, progress) if stop >= 2 else None
+    data = None
     if restored is not None:
         version, measured = restored
         manifest = run_dir.manifest()
@@ -122,6 +126,7 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         progress.note(f"model {spec.metadata.name} version {version} in {run_dir.model_dir}")
         if stop == 1:
             return RunOutcome(spec, run_dir, version, None)
+        data = trained.data
         with progress.stage("evaluate"):
             measured = evaluate(EvaluateContext(spec, run_dir, trained.model, trained.data))
         _to_cache(spec, run_dir, options, progress)
@@ -129,7 +134,7 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         return RunOutcome(spec, run_dir, version, None)
     with progress.stage("gate"):
         champion = champion_for(spec, options.champion_file, options.env)
-        verdict = gate(GateContext(spec, run_dir, champion, measured, version))
+        verdict = gate_run(spec, run_dir, champion, options.env, measured, version, data, progress)
     track_run(spec, run_dir, options.env, options.event, measured, verdict, progress)
     if options.until is not None:
         return RunOutcome(spec, run_dir, version, verdict)
@@ -143,6 +148,30 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
     with progress.stage("report"):
         result = report(_report_context(spec, run_dir, options))
     return RunOutcome(spec, run_dir, version, verdict, promotions, result)
+
+
+def gate_run(
+    spec: Spec,
+    run_dir: RunDir,
+    champion: release.Champion | None,
+    env: Mapping[str, str],
+    measured: Metrics,
+    version: str,
+    data: Data | None,
+    progress: Progress,
+) -> Verdict:
+    """Compare with the champion on the same rows (or its recorded metrics), then gate."""
+    comparison = compare(CompareContext(spec, run_dir, champion, env, measured, data=data))
+    if comparison.mode == "paired":
+        took = sum(comparison.timings.values())
+        cached = ", its model cached" if comparison.cached else ""
+        progress.note(
+            f"champion {comparison.champion} re-evaluated on the same {comparison.n_rows} "
+            f"rows in {took:.2f} s{cached}"
+        )
+    elif comparison.mode == "recorded":
+        progress.warn(f"champion {comparison.champion}: {comparison.note}")
+    return gate(GateContext(spec, run_dir, champion, measured, version, comparison))
 
 
 def track_run(

@@ -21,10 +21,43 @@ from gitops_mlops.spec.model import Spec
 class Champion:
     record: ReleaseRecord
     source: str  # where the record was read, for reports
+    # A run directory or model bundle given as --champion: its model is read from there,
+    # not from the record's image.
+    model_dir: Path | None = None
 
     def estimate(self, metric: str, slice_name: str | None = None) -> Estimate | None:
         table = self.record.metrics if slice_name is None else self.record.slices.get(slice_name)
         return (table or EMPTY).get(metric)
+
+
+def read_champion(path: Path) -> Champion:
+    """`--champion PATH`: a release record file, a run directory or a model bundle folder."""
+    if path.is_dir():
+        return _local(path)
+    return read_record(path)
+
+
+def _local(path: Path) -> Champion:
+    """A run directory's (or bundle's) model as the champion; its recorded metrics are the
+    run's metrics.json when there is one."""
+    from gitops_mlops import bundle
+    from gitops_mlops.records.metrics import Metrics
+    from gitops_mlops.rundir import RunDir
+
+    run = RunDir(path)
+    folder = run.model_dir if run.manifest_file.is_file() else path
+    manifest = bundle.read_manifest(folder)  # every file checked against its digest
+    measured = run.read_metrics() if run.metrics.is_file() else Metrics({})
+    record = ReleaseRecord(
+        model=str(manifest.get("name", "")),
+        environment="local",
+        version=str(manifest.get("model_version", "")),
+        model_digest=str(manifest.get("model_digest") or "") or None,
+        data_digest=str(manifest.get("data_digest") or "") or None,
+        metrics=measured.metrics,
+        slices=measured.slices,
+    )
+    return Champion(record, str(path), model_dir=folder)
 
 
 def read_record(path: Path) -> Champion:

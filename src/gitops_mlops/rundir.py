@@ -7,6 +7,9 @@ model/command_metrics.json   metrics a training command reported (model.command)
 data/train.csv, data/test.csv, command-output/   a training command's input and output
 run.json              the spec the run was made from            records.run.RunInfo
 metrics.json          what evaluate measured                    records.metrics.Metrics
+predictions.npz       the model's predictions of the test rows  records.predictions.PredictionSet
+champion-predictions.npz   the champion's, of the same rows     records.predictions.PredictionSet
+comparison.json       candidate vs champion, metric by metric   records.comparison.Comparison
 verdict.json          the gate's rows                           records.verdict.Verdict
 report.md             the human report
 image/                the build contexts (packages, model-image)
@@ -25,15 +28,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gitops_mlops import bundle
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.build import BuildRecord
+from gitops_mlops.records.comparison import Comparison
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.records.promotion import PromotionRecord
 from gitops_mlops.records.run import RunInfo
 from gitops_mlops.records.verdict import Verdict
+
+if TYPE_CHECKING:  # numpy is imported only by the commands that read predictions
+    from gitops_mlops.records.predictions import PredictionSet
 
 MLOPS_DIR = Path(".mlops")
 DEFAULT_PARENT = MLOPS_DIR / "runs"
@@ -91,6 +98,19 @@ class RunDir:
         return self.root / "metrics.json"
 
     @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.npz"
+
+    @property
+    def champion_predictions(self) -> Path:
+        """The champion's predictions of the same rows (when it was re-evaluated)."""
+        return self.root / "champion-predictions.npz"
+
+    @property
+    def comparison(self) -> Path:
+        return self.root / "comparison.json"
+
+    @property
     def verdict(self) -> Path:
         return self.root / "verdict.json"
 
@@ -135,6 +155,42 @@ class RunDir:
 
     def write_metrics(self, metrics: Metrics) -> None:
         write_json(self.metrics, metrics.to_json())
+
+    def read_predictions(self) -> PredictionSet:
+        from gitops_mlops.records import predictions
+
+        return predictions.read(self.predictions)
+
+    def find_predictions(self) -> PredictionSet | None:
+        return self.read_predictions() if self.predictions.is_file() else None
+
+    def write_predictions(self, found: PredictionSet) -> None:
+        from gitops_mlops.records import predictions
+
+        predictions.write(self.predictions, found)
+
+    def find_champion_predictions(self) -> PredictionSet | None:
+        from gitops_mlops.records import predictions
+
+        if not self.champion_predictions.is_file():
+            return None
+        return predictions.read(self.champion_predictions)
+
+    def write_champion_predictions(self, found: PredictionSet | None) -> None:
+        from gitops_mlops.records import predictions
+
+        if found is None:
+            self.champion_predictions.unlink(missing_ok=True)
+        else:
+            predictions.write(self.champion_predictions, found)
+
+    def find_comparison(self) -> Comparison | None:
+        if not self.comparison.is_file():
+            return None
+        return _read(self.comparison, "comparison.json", Comparison.from_json)
+
+    def write_comparison(self, comparison: Comparison) -> None:
+        write_json(self.comparison, comparison.to_json())
 
     def read_verdict(self) -> Verdict:
         return _read(self.verdict, "verdict.json", Verdict.from_json)

@@ -650,16 +650,29 @@ class Registry:
     def read_image_file(self, repository: str, digest: str, path: str, limit: int) -> bytes:
         """One regular file of the image `repository@digest`, from its topmost layer holding
         it (e.g. the model file of a released image), at most `limit` bytes."""
-        wanted = PurePosixPath("/", path).relative_to("/").as_posix()
+        return self.read_image_files(repository, digest, (path,), limit)[path]
+
+    def read_image_files(
+        self, repository: str, digest: str, paths: tuple[str, ...], limit: int
+    ) -> dict[str, bytes]:
+        """Regular files of the image `repository@digest`, each from the topmost layer
+        holding it, at most `limit` bytes each. Layers are read from the top and only until
+        every file is found: a model and its manifest, copied in the last layer, cost one
+        manifest and one blob request."""
+        wanted = {PurePosixPath("/", p).relative_to("/").as_posix(): p for p in paths}
         image = self._single_image(repository, self._manifest_or_fail(repository, digest))
+        found: dict[str, bytes] = {}
         for layer in reversed(image.layers()):
             with tempfile.TemporaryFile() as spool:
                 self._blob_into(repository, layer.digest, layer.size, spool)
                 spool.seek(0)
-                data = _file_in_layer(spool, wanted, limit, layer.digest)
-            if data is not None:
-                return data
-        raise RegistryError(f"{repository}@{digest} has no file /{wanted}")
+                missing = {name for name in wanted if wanted[name] not in found}
+                for name, data in _files_in_layer(spool, missing, limit, layer.digest).items():
+                    found[wanted[name]] = data
+            if len(found) == len(wanted):
+                return found
+        absent = sorted(name for name, path in wanted.items() if path not in found)
+        raise RegistryError(f"{repository}@{digest} has no file /{', /'.join(absent)}")
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -962,30 +975,33 @@ def _next_page(link: str | None, repository: str) -> str | None:
     return target.path[len(prefix) :] + (f"?{target.query}" if target.query else "")
 
 
-def _file_in_layer(spool: Any, wanted: str, limit: int, digest: str) -> bytes | None:
-    """`wanted`'s bytes in a layer tar (gzip or plain), None when the layer lacks it."""
-    parent, _, base = wanted.rpartition("/")
-    whiteout = f"{parent}/.wh.{base}" if parent else f".wh.{base}"
+def _files_in_layer(spool: Any, wanted: set[str], limit: int, digest: str) -> dict[str, bytes]:
+    """The bytes of those of `wanted` a layer tar (gzip or plain) holds."""
+    whiteouts = {}
+    for name in wanted:
+        parent, _, base = name.rpartition("/")
+        whiteouts[f"{parent}/.wh.{base}" if parent else f".wh.{base}"] = name
     head = spool.read(2)
     spool.seek(0)
     stream: Any = gzip.GzipFile(fileobj=spool) if head == b"\x1f\x8b" else spool
+    found: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 name = PurePosixPath("/", member.name).relative_to("/").as_posix()
-                if name == whiteout:
-                    raise RegistryError(f"/{wanted} was deleted in layer {digest}")
-                if name != wanted:
+                if name in whiteouts:
+                    raise RegistryError(f"/{whiteouts[name]} was deleted in layer {digest}")
+                if name not in wanted:
                     continue
                 if not member.isfile():
-                    raise RegistryError(f"/{wanted} in layer {digest} is not a regular file")
+                    raise RegistryError(f"/{name} in layer {digest} is not a regular file")
                 if member.size > limit:
                     raise RegistryError(
-                        f"/{wanted} is {member.size} bytes, over the {limit}-byte limit"
+                        f"/{name} is {member.size} bytes, over the {limit}-byte limit"
                     )
                 handle = archive.extractfile(member)
                 assert handle is not None  # a regular file always has content
-                return handle.read()
+                found[name] = handle.read()
     except (tarfile.TarError, OSError, EOFError) as err:
         raise RegistryError(f"layer {digest} is not a readable tar archive: {err}") from None
-    return None
+    return found

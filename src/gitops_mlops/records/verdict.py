@@ -24,6 +24,11 @@ class GateRow:
     champion: float | None
     passed: bool
     reason: str
+    # max_regression rows: Δ = candidate - champion as the row used it (the estimate, or the
+    # pessimistic end of its interval), and against what: "paired" (the champion's model on
+    # the same rows) or "recorded" (its recorded metrics).
+    delta: float | None = None
+    compared: str | None = None
 
     @property
     def label(self) -> str:
@@ -41,6 +46,8 @@ class GateRow:
             "champion": self.champion,
             "passed": self.passed,
             "reason": self.reason,
+            "delta": self.delta,
+            "compared": self.compared,
         }
 
     @classmethod
@@ -59,6 +66,8 @@ class GateRow:
             champion=fields.opt_number("champion"),
             passed=fields.flag("passed"),
             reason=fields.text("reason"),
+            delta=fields.opt_number("delta"),
+            compared=fields.opt_text("compared"),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.records.verdict import Verdict
@@ -38,9 +39,30 @@ def _delta(candidate: float | None, champion: float | None) -> str:
     return f"{candidate - champion:+.4g}"
 
 
-def _table(measured: MetricTable, champion: MetricTable | None, level: str) -> list[str]:
+def _verdict(row: Delta) -> str:
+    if row.verdict == "not comparable":
+        return "— (" + (row.reason or "not comparable").replace("|", "\\|") + ")"
+    return {"better": "better ↑", "worse": "worse ↓"}.get(row.verdict, row.verdict)
+
+
+def _delta_interval(row: Delta) -> str:
+    if row.ci_low is None or row.ci_high is None:
+        return "—"
+    return f"[{row.ci_low:+.4g}, {row.ci_high:+.4g}]"
+
+
+def _table(
+    measured: MetricTable,
+    champion: MetricTable | None,
+    level: str,
+    comparison: Comparison | None = None,
+    slice_name: str | None = None,
+) -> list[str]:
+    if comparison is not None and comparison.mode in ("paired", "unpaired"):
+        return _compared_table(measured, level, comparison, slice_name)
+    header = "champion (recorded)" if comparison is not None else "champion"
     lines = [
-        f"| metric | candidate | {level} interval | champion | Δ |",
+        f"| metric | candidate | {level} interval | {header} | Δ |",
         "|---|---:|---|---:|---:|",
     ]
     for name, entry in measured.items():
@@ -52,6 +74,53 @@ def _table(measured: MetricTable, champion: MetricTable | None, level: str) -> l
             f"| {_delta(ours, theirs)} |"
         )
     return lines
+
+
+def _compared_table(
+    measured: MetricTable, level: str, comparison: Comparison, slice_name: str | None
+) -> list[str]:
+    """Both models on the same rows: Δ with its interval and a verdict per metric."""
+    lines = [
+        f"| metric | candidate | {level} interval | champion | Δ | Δ {level} interval | verdict |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
+    for name, entry in measured.items():
+        row = comparison.delta(name, slice_name)
+        if row is None:  # latency: measured by the evaluator, not resampled
+            lines.append(
+                f"| {name} | {_number(entry.value)} | {_interval(entry)} | — | — | — "
+                "| — (not re-measured) |"
+            )
+            continue
+        lines.append(
+            f"| {name} | {_number(entry.value)} | {_interval(entry)} | {_number(row.champion)} "
+            f"| {_number_signed(row.delta)} | {_delta_interval(row)} | {_verdict(row)} |"
+        )
+    return lines
+
+
+def _number_signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4g}"
+
+
+def _compared_with(
+    spec: Spec, champion: Champion | None, comparison: Comparison | None, level: str
+) -> str:
+    record = champion.record if champion else None
+    if champion is None or record is None:
+        return "No champion release to compare with" + (
+            f" (`gate.champion: {spec.gate.champion}`)." if spec.gate.champion else "."
+        )
+    who = f"**{record.environment}** `{record.version}` (from `{champion.source}`)"
+    if comparison is None:
+        return f"Compared with {who}."
+    if comparison.mode == "paired":
+        return (
+            f"Compared with {who}: its model re-evaluated on the same {comparison.n_rows} "
+            f"test rows. Δ = candidate - champion, with {level} paired bootstrap intervals "
+            "(both models resampled on the same rows)."
+        )
+    return f"Compared with {who}. ⚠️ Not on the same rows: {comparison.note}."
 
 
 def _hold(spec: Spec, record: ReleaseRecord | None) -> list[str]:
@@ -72,6 +141,7 @@ def report(
     measured: Metrics,
     verdict: Verdict,
     champion: Champion | None,
+    comparison: Comparison | None = None,
 ) -> str:
     passed = verdict.passed
     icon = "✅" if passed else "❌"
@@ -82,22 +152,18 @@ def report(
     lines = [
         f"## {icon} {spec.metadata.name} `{version or 'candidate'}` {state} the gate",
         "",
-        (
-            f"Compared with **{record.environment}** `{record.version}` (from `{champion.source}`)."
-            if champion and record
-            else "No champion release to compare with"
-            + (f" (`gate.champion: {spec.gate.champion}`)." if spec.gate.champion else ".")
-        ),
+        _compared_with(spec, champion, comparison, level),
         *_hold(spec, record),
         "",
         f"Test rows: {_or_dash(measured.n_test)}.",
         "",
-        *_table(measured.metrics, record.metrics if record else None, level),
+        *_table(measured.metrics, record.metrics if record else None, level, comparison),
     ]
     for name, table in measured.slices.items():
         rows = _or_dash(measured.slice_rows.get(name))
         lines += ["", f"**Slice `{name}`** ({rows} rows)", ""]
-        lines += _table(table, record.slices.get(name) if record else None, level)
+        held = record.slices.get(name) if record else None
+        lines += _table(table, held, level, comparison, name)
     if measured.custom:
         lines += ["", "**Metrics reported by the training command**", ""]
         lines += [f"- {name}: {_number(value)}" for name, value in measured.custom.items()]
@@ -110,10 +176,11 @@ def report(
             "|---|---|---|---:|---:|---:|---|",
         ]
         for row in verdict.rows:
+            reason = row.reason.replace("|", "\\|")
             lines.append(
                 f"| {'✅' if row.passed else '❌'} | {row.label} | {row.kind} ({row.on}) "
                 f"| {_number(row.observed)} | {_number(row.bound)} "
-                f"| {_number(row.champion)} | {row.reason} |"
+                f"| {_number(row.champion)} | {reason} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,9 @@ import numpy as np
 from gitops_mlops import bundle, datasets, estimates, metrics, predictions
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.predictions import Predictions
+from gitops_mlops.records import predictions as prediction_records
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics, MetricTable
+from gitops_mlops.records.predictions import PredictionSet
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Confidence, Slice, Spec
 
@@ -43,11 +45,15 @@ def evaluate(ctx: EvaluateContext) -> Metrics:
     overall = _measure(names, predicted, confidence)
     slices: dict[str, MetricTable] = {}
     slice_rows: dict[str, int] = {}
+    masks: dict[str, np.ndarray[Any, Any]] = {}
     frame = data.x_test.assign(**{data.target: data.y_test})
     for index, item in enumerate(spec.evaluation.slices):
-        mask = _slice_mask(spec, frame, item, index)
+        mask = masks[item.name] = _slice_mask(spec, frame, item, index)
         slice_rows[item.name] = int(mask.sum())
         slices[item.name] = _measure(names, predicted.subset(mask), confidence)
+    # Kept for the champion comparison, `mlops diff` and the report's pictures.
+    found = PredictionSet(spec.task, predicted, masks, prediction_records.rows_digest(frame))
+    run.write_predictions(found)
     if spec.evaluation.latency is not None:
         p50, p95 = _latency(
             model, data, spec.evaluation.latency.batch_size, spec.evaluation.latency.repeats
@@ -88,14 +94,14 @@ def _predict(spec: Spec, model: Any, data: datasets.Data, names: Sequence[str]) 
         return Predictions.regression(y_true, y_pred)
     classes = list(getattr(model, "classes_", []))
     proba = None
-    if any(metrics.METRICS[n].needs == "scores" for n in names):
-        if not hasattr(model, "predict_proba"):
-            needing = [n for n in names if metrics.METRICS[n].needs == "scores"]
-            raise spec.problem(
-                "evaluation.metrics",
-                f"{', '.join(needing)} need predicted probabilities, and this model has no "
-                "predict_proba; drop them or choose an estimator that has it",
-            )
+    needing = [n for n in names if metrics.METRICS[n].needs == "scores"]
+    if needing and not hasattr(model, "predict_proba"):
+        raise spec.problem(
+            "evaluation.metrics",
+            f"{', '.join(needing)} need predicted probabilities, and this model has no "
+            "predict_proba; drop them or choose an estimator that has it",
+        )
+    if hasattr(model, "predict_proba"):  # also for the ROC and precision-recall pictures
         proba = np.asarray(model.predict_proba(data.x_test), dtype=np.float64)
     labels = predictions.labels_of(y_true, y_pred, classes)
     _check_classes(spec, names, labels)

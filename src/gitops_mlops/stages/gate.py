@@ -7,7 +7,11 @@ Semantics (also in the README):
   Metrics without an interval (latency) use the estimate, and the row says so.
 - `max_regression` is how much worse than the champion the candidate may be, in the metric's
   units, or as a fraction of |champion value| with `relative: true`; "worse" follows the
-  metric's direction in the registry.
+  metric's direction in the registry. When the champion's model was re-evaluated on the
+  candidate's rows (`comparison.json`, mode `paired`), "worse" is read from the paired
+  difference Δ = candidate - champion: its point estimate with `on: estimate`, the
+  pessimistic end of its interval with `on: bound`. Otherwise (and for latency, which is
+  not resampled) from the champion's recorded value, as the report says.
 - No champion record, or a champion without that metric: the row passes or fails by
   `gate.no_champion`. A metric the candidate lacks: by `gate.missing_metric`.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gitops_mlops import metrics
+from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Estimate, Metrics
 from gitops_mlops.records.verdict import ChampionRef, GateRow, Kind, Verdict
 from gitops_mlops.release import Champion
@@ -32,6 +37,7 @@ class GateContext:
     champion: Champion | None
     metrics: Metrics | None = None  # already in memory after evaluate, else read
     version: str = ""
+    comparison: Comparison | None = None  # the champion on the same rows (stages/compare.py)
 
 
 def gate(ctx: GateContext) -> Verdict:
@@ -51,7 +57,9 @@ def gate(ctx: GateContext) -> Verdict:
         else ChampionRef(champion.record.environment, champion.record.version),
     )
     ctx.run.write_verdict(verdict)
-    ctx.run.write_report(markdown.report(ctx.spec, ctx.version, measured, verdict, champion))
+    ctx.run.write_report(
+        markdown.report(ctx.spec, ctx.version, measured, verdict, champion, ctx.comparison)
+    )
     return verdict
 
 
@@ -122,9 +130,69 @@ def _rows(ctx: GateContext, index: int, threshold: Threshold, measured: Metrics)
             reason = f"{label} {observed:.4g}{note} {sign} max {limit:g}"
             row = replace(row, bound=limit, passed=passed, reason=reason)
         else:
-            row = _regression(ctx, row, threshold, metric, observed, champion, label + note)
+            paired = _paired(ctx.comparison, threshold)
+            if paired is not None:
+                row = _paired_regression(row, threshold, metric, paired, label)
+            else:
+                row = _regression(ctx, row, threshold, metric, observed, champion, label + note)
         rows.append(row)
     return rows
+
+
+def _paired(comparison: Comparison | None, threshold: Threshold) -> Delta | None:
+    """Δ of the champion re-evaluated on the same rows, when there is one for this row."""
+    if comparison is None or not comparison.paired:
+        return None
+    found = comparison.delta(threshold.metric, threshold.slice)
+    if found is None or found.delta is None or found.champion is None:
+        return None
+    return found
+
+
+def _paired_regression(
+    row: GateRow, threshold: Threshold, metric: metrics.Metric, found: Delta, label: str
+) -> GateRow:
+    """`max_regression` on the paired difference: how much worse the candidate is than the
+    champion on the same rows (the estimate, or the pessimistic end of Δ's interval)."""
+    assert found.delta is not None and found.champion is not None
+    champion = found.champion
+    allowed = threshold.max_regression or 0.0
+    delta, note = found.delta, ""
+    if threshold.on == "bound":
+        end = found.ci_low if metric.direction == "higher" else found.ci_high
+        if end is None:
+            note = " (no interval: estimate used)"
+        else:
+            delta, note = end, " (pessimistic end of its interval)"
+    slack = allowed * abs(champion) if threshold.relative else allowed
+    worse = -delta if metric.direction == "higher" else delta
+    limit = champion - slack if metric.direction == "higher" else champion + slack
+    passed = worse <= slack
+    interval = (
+        f" [{found.ci_low:+.4g}, {found.ci_high:+.4g}]"
+        if found.ci_low is not None and found.ci_high is not None
+        else ""
+    )
+    allowance = f"{allowed:.2%} of champion" if threshold.relative else f"{allowed:g}"
+    said = f"{label}: Δ {found.delta:+.4g}{interval} vs champion {champion:.4g} on the same rows"
+    if worse <= 0:
+        reason = f"{said}; Δ{note} {delta:+.4g} is no worse ({found.verdict})"
+    else:
+        verdict = "within" if passed else "more than"
+        reason = (
+            f"{said}; Δ{note} {delta:+.4g} is {verdict} max_regression {allowance} "
+            f"({found.verdict})"
+        )
+    return replace(
+        row,
+        observed=champion + delta,
+        bound=limit,
+        champion=champion,
+        passed=passed,
+        reason=reason,
+        delta=delta,
+        compared="paired",
+    )
 
 
 def _regression(
@@ -142,17 +210,19 @@ def _regression(
         whose = "no champion release" if ctx.champion is None else "the champion has no value"
         reason = f"{label}: {whose} to compare with; gate.no_champion is {policy}"
         return replace(row, passed=policy == "pass", reason=reason)
+    recorded = " (the champion's recorded value)"
     slack = allowed * abs(champion) if threshold.relative else allowed
     limit = champion - slack if metric.direction == "higher" else champion + slack
     passed = observed >= limit if metric.direction == "higher" else observed <= limit
     worse = champion - observed if metric.direction == "higher" else observed - champion
     allowance = f"{allowed:.2%} of champion" if threshold.relative else f"{allowed:g}"
     if worse <= 0:
-        reason = f"{label} {observed:.4g} is no worse than champion {champion:.4g}"
+        reason = f"{label} {observed:.4g} is no worse than champion {champion:.4g}{recorded}"
     else:
         verdict = "within" if passed else "more than"
         reason = (
-            f"{label} {observed:.4g} is {worse:.4g} worse than champion {champion:.4g}, "
-            f"{verdict} max_regression {allowance} (limit {limit:.4g})"
+            f"{label} {observed:.4g} is {worse:.4g} worse than champion {champion:.4g}"
+            f"{recorded}, {verdict} max_regression {allowance} (limit {limit:.4g})"
         )
-    return replace(row, bound=limit, passed=passed, reason=reason)
+    delta = observed - champion
+    return replace(row, bound=limit, passed=passed, reason=reason, delta=delta, compared="recorded")
