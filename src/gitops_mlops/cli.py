@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from gitops_mlops import __version__
-from gitops_mlops.errors import Diagnostic, MlopsError, SpecError
+from gitops_mlops import __version__, arguments
+from gitops_mlops.errors import Diagnostic, MlopsError, SpecError, UsageError
 from gitops_mlops.triggers import EVENTS, UNTIL
 
 if TYPE_CHECKING:
@@ -152,6 +152,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         force=args.force,
         reason=args.reason,
         cache=args.cache or _env_path(console.env, "MLOPS_CACHE_DIR"),
+        strict=args.strict,
         signing_key=_signing_key(args.signing_key, console),
         public_key=args.public_key,
     )
@@ -349,9 +350,11 @@ def _cmd_gate(args: argparse.Namespace, console: Console) -> int:
     champion = champion_for(spec, args.champion, console.env)
     progress = _progress(console)
     measured = run_dir.read_metrics()
-    with progress.stage("gate"):
+    with progress.stage("gate") as line:
         version = version_of(run_dir)
         verdict = gate_run(spec, run_dir, champion, console.env, measured, version, None, progress)
+        if not verdict.passed:
+            line.fail()
     if spec.tracking is not None:
         event = trigger_for(None, console.env).event
         track_run(spec, run_dir, console.env, event, measured, verdict, progress)
@@ -537,7 +540,7 @@ def _force_flags(parser: argparse.ArgumentParser) -> None:
 def _signing_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--signing-key",
-        type=Path,
+        type=arguments.key_file,
         help="PEM private key (ECDSA P-256 or Ed25519) signing the image's SBOM and "
         "provenance (default: MLOPS_SIGNING_KEY's PEM text; none: unsigned)",
     )
@@ -546,14 +549,22 @@ def _signing_flag(parser: argparse.ArgumentParser) -> None:
 def _public_key_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--public-key",
-        type=Path,
+        type=arguments.key_file,
         help="verify the image's signed attestations with this PEM public key before "
         "promoting (replaces promotion.verify; exit 7 when they do not check out)",
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors raised as UsageError (exit 2 from `main`, written to
+    the console like every other error) instead of exiting the process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.format_usage().rstrip()}\n{self.prog}: error: {message}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlops",
         description="Validate, train, evaluate, gate, package and promote a model "
         "declared in mlops.yaml.",
@@ -564,12 +575,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check mlops.yaml files")
+    # Not arguments.spec_file: validate reports a path that is no spec as one more problem,
+    # in the same (text or JSON) report as those of the other files.
     validate.add_argument("paths", nargs="*", metavar="PATH", help="spec files (./mlops.yaml)")
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(handler=_cmd_validate)
 
     run = commands.add_parser("run", help="run the pipeline: validate, train, evaluate, gate")
-    run.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
+    run.add_argument(
+        "spec", nargs="?", default="mlops.yaml", type=arguments.spec_file, metavar="PATH"
+    )
     run.add_argument(
         "--until",
         choices=UNTIL,
@@ -580,21 +595,34 @@ def _parser() -> argparse.ArgumentParser:
         choices=EVENTS,
         help="trigger (default: GITHUB_EVENT_NAME, else push)",
     )
-    run.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
+    run.add_argument(
+        "--out", type=arguments.out_dir, help="run directory (default .mlops/runs/<time>)"
+    )
     run.add_argument(
         "--champion",
-        type=Path,
+        type=arguments.champion,
         help="gate against this release record, run directory or model bundle",
     )
     run.add_argument("--environment", "-e", help="workflow_dispatch: environment to promote to")
     run.add_argument("--version", help="workflow_dispatch: model version expected")
-    run.add_argument("--image", help="push: promote this REPOSITORY@sha256:... image")
+    run.add_argument(
+        "--image",
+        type=arguments.pinned_image,
+        help="push: promote this REPOSITORY@sha256:... image",
+    )
     run.add_argument("--base-image", help="push: Python base image of the serving image")
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="push: fail (exit 5) when the image cannot be built or pushed (no Docker engine, "
+        "base image or registry) instead of skipping; implied under GitHub Actions for the "
+        "base image and the registry",
+    )
     _signing_flag(run)
     _public_key_flag(run)
     run.add_argument(
         "--cache",
-        type=Path,
+        type=arguments.out_dir,
         metavar="DIR",
         help="run cache: reuse the model and metrics of identical inputs (MLOPS_CACHE_DIR)",
     )
@@ -603,7 +631,11 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="which models of the repository a change affects")
     plan.add_argument(
-        "paths", nargs="*", metavar="PATH", help="specs, or folders holding them (default .)"
+        "paths",
+        nargs="*",
+        type=arguments.existing_path,
+        metavar="PATH",
+        help="specs, or folders holding them (default .)",
     )
     plan.add_argument(
         "--base", help="compare BASE...HEAD (default: the pull request's base branch)"
@@ -614,11 +646,22 @@ def _parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=_cmd_plan)
 
     summary = commands.add_parser("summary", help="one table for the models of a workflow run")
-    summary.add_argument("results", metavar="DIR", help="a folder per model: its run's JSON files")
+    summary.add_argument(
+        "results",
+        type=arguments.directory,
+        metavar="DIR",
+        help="a folder per model: its run's JSON files",
+    )
     summary.set_defaults(handler=_cmd_summary)
 
     status = commands.add_parser("status", help="what runs where: one row per model and env")
-    status.add_argument("paths", nargs="*", metavar="PATH", help="specs (default: all tracked)")
+    status.add_argument(
+        "paths",
+        nargs="*",
+        type=arguments.spec_file,
+        metavar="PATH",
+        help="specs (default: all tracked)",
+    )
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.set_defaults(handler=_cmd_status)
 
@@ -645,42 +688,50 @@ def _parser() -> argparse.ArgumentParser:
     release_hold.set_defaults(handler=_cmd_release_hold)
 
     report_cmd = commands.add_parser("report", help="publish a run's report (PR comment, summary)")
-    report_cmd.add_argument("run_dir", metavar="RUN_DIR")
+    report_cmd.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
     report_cmd.add_argument(
         "--event", choices=EVENTS, help="trigger (default: GITHUB_EVENT_NAME, else push)"
     )
     report_cmd.set_defaults(handler=_cmd_report)
 
     train = commands.add_parser("train", help="train the model into a run directory")
-    train.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
-    train.add_argument("--out", type=Path, help="run directory (default .mlops/runs/<time>)")
+    train.add_argument(
+        "spec", nargs="?", default="mlops.yaml", type=arguments.spec_file, metavar="PATH"
+    )
+    train.add_argument(
+        "--out", type=arguments.out_dir, help="run directory (default .mlops/runs/<time>)"
+    )
     train.set_defaults(handler=_cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="measure the model of a run directory")
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     gate = commands.add_parser("gate", help="check a run's metrics against the thresholds")
-    gate.add_argument("run_dir", metavar="RUN_DIR")
+    gate.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
     gate.add_argument(
         "--champion",
-        type=Path,
+        type=arguments.champion,
         help="gate against this release record, run directory or model bundle",
     )
     gate.set_defaults(handler=_cmd_gate)
 
     promote = commands.add_parser("promote", help="open the pull request releasing a run")
-    promote.add_argument("run_dir", metavar="RUN_DIR")
+    promote.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
     promote.add_argument(
         "--environment", "-e", help="environment to promote to (default: every `on: push` one)"
     )
-    promote.add_argument("--image", help="REPOSITORY@sha256:... (default: the run's build.json)")
+    promote.add_argument(
+        "--image",
+        type=arguments.pinned_image,
+        help="REPOSITORY@sha256:... (default: the run's build.json)",
+    )
     _force_flags(promote)
     _public_key_flag(promote)
     promote.set_defaults(handler=_cmd_promote)
 
     build_cmd = commands.add_parser("build", help="build, smoke-test (and push) the serving image")
-    build_cmd.add_argument("run_dir", metavar="RUN_DIR")
+    build_cmd.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
     build_cmd.add_argument(
         "--base-image",
         help="Python base image (default: MLOPS_BASE_IMAGE, else container.base_image)",
@@ -698,19 +749,24 @@ def _parser() -> argparse.ArgumentParser:
         "`openssl genpkey -algorithm ed25519 -out signing.pem` and "
         "`openssl pkey -in signing.pem -pubout -out signing.pub.pem`.",
     )
-    verify.add_argument("image", metavar="IMAGE@sha256:...")
+    verify.add_argument("image", type=arguments.pinned_image, metavar="IMAGE@sha256:...")
     verify.add_argument(
-        "--public-key", type=Path, help="PEM public key the attestations must be signed with"
+        "--public-key",
+        type=arguments.key_file,
+        help="PEM public key the attestations must be signed with",
     )
     verify.add_argument("--format", choices=("text", "json"), default="text")
     verify.set_defaults(handler=_cmd_verify)
 
     serve = commands.add_parser("serve", help="serve a run's model locally (no Docker)")
-    serve.add_argument("run_dir", metavar="RUN_DIR")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("run_dir", type=arguments.run_dir, metavar="RUN_DIR")
+    serve.add_argument("--port", type=arguments.port, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument(
-        "--workers", default="auto", help="processes: auto (one per CPU) or a number"
+        "--workers",
+        type=arguments.workers,
+        default="auto",
+        help="processes: auto (one per CPU) or a number",
     )
     serve.add_argument(
         "--runtime",
@@ -726,13 +782,20 @@ def _parser() -> argparse.ArgumentParser:
     columns = commands.add_parser(
         "columns", help="show the columns and dtypes of a spec's data (reads headers only)"
     )
-    columns.add_argument("spec", nargs="?", default="mlops.yaml", metavar="PATH")
+    columns.add_argument(
+        "spec", nargs="?", default="mlops.yaml", type=arguments.spec_file, metavar="PATH"
+    )
     columns.add_argument("--format", choices=("text", "json"), default="text")
     columns.set_defaults(handler=_cmd_columns)
 
     metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
     metrics.set_defaults(handler=_cmd_metrics)
     return parser
+
+
+# A closed standard output (`mlops … | head -1`) ends the command quietly, with the status a
+# program killed by SIGPIPE reports (128 + 13), as `cat` or `grep` would.
+CLOSED_STDOUT = 141
 
 
 def main(
@@ -742,12 +805,24 @@ def main(
     err: TextIO | None = None,
 ) -> int:
     console = Console(out or sys.stdout, err or sys.stderr, os.environ if env is None else env)
-    args = _parser().parse_args(argv)
-    handler: Handler = args.handler
     try:
+        return _dispatch(argv, console)
+    except BrokenPipeError as error:
+        if _reader_left(console):
+            return CLOSED_STDOUT
+        return _bug(error, console)
+
+
+def _dispatch(argv: Sequence[str] | None, console: Console) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        handler: Handler = args.handler
         return handler(args, console)
     except SpecError as error:
         console.print(str(error))
+        return error.exit_code
+    except UsageError as error:
+        console.say(str(error))
         return error.exit_code
     except MlopsError as error:
         console.say(f"error: {error}")
@@ -755,15 +830,36 @@ def main(
     except KeyboardInterrupt:
         console.say("interrupted")
         return 130
+    except BrokenPipeError:
+        raise  # main tells a reader that left from a bug
     except Exception as error:  # a bug: say so briefly; the traceback only on request
-        console.say(f"internal error: {type(error).__name__}: {error}")
-        if console.env.get("MLOPS_DEBUG"):
-            traceback.print_exc(file=console.err)
-        else:
-            console.say(
-                "This is a bug in mlops; rerun with MLOPS_DEBUG=1 and report the traceback."
-            )
-        return 1
+        return _bug(error, console)
+
+
+def _reader_left(console: Console) -> bool:
+    """Whether standard output is a pipe whose reader has gone (`| head`), rather than some
+    other pipe breaking (that would be a bug to report). A pipe without readers polls as an
+    error on its writing end."""
+    import select
+
+    try:
+        descriptor = console.out.fileno()
+    except (OSError, ValueError, AttributeError):  # not a file (a StringIO in tests)
+        return False
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows: stdout is the likely one
+        return True
+    poller = select.poll()
+    poller.register(descriptor, 0)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _bug(error: BaseException, console: Console) -> int:
+    console.say(f"internal error: {type(error).__name__}: {error}")
+    if console.env.get("MLOPS_DEBUG"):
+        traceback.print_exception(error, file=console.err)
+    else:
+        console.say("This is a bug in mlops; rerun with MLOPS_DEBUG=1 and report the traceback.")
+    return 1
 
 
 def entry() -> NoReturn:
@@ -779,8 +875,10 @@ def entry() -> NoReturn:
         if not isinstance(stop.code, int):
             raise
         code = stop.code
-    for stream in (sys.stdout, sys.stderr):
-        # `mlops … | head`: the reader left; there is nobody to tell.
-        with contextlib.suppress(BrokenPipeError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `mlops … | head`: the reader left; there is nobody to tell
+        code = code or CLOSED_STDOUT
+    with contextlib.suppress(BrokenPipeError):
+        sys.stderr.flush()
     os._exit(code)

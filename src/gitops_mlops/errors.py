@@ -37,6 +37,13 @@ class SpecError(MlopsError):
         super().__init__("\n".join(str(d) for d in diagnostics))
 
 
+class UsageError(MlopsError):
+    """The command line itself is wrong: an unknown option, or an argument of the wrong kind
+    (a spec where a run directory is expected, ...). The message says what was expected."""
+
+    exit_code = 2
+
+
 class GateFailed(MlopsError):
     exit_code = 4
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.integrations import git
 from gitops_mlops.integrations.git import Checkout
 from gitops_mlops.spec.model import Spec
 
@@ -91,6 +92,27 @@ def read_base_file(spec: Spec, github: GitHubSettings, path: str) -> str | None:
 
 class LinkInRepository(MlopsError):
     """A path the tool reads or writes in the GitOps repository goes through a symbolic link."""
+
+
+def pending_promotion(spec: Spec, github: GitHubSettings, branch: str) -> str | None:
+    """The open pull request (on GitHub) or branch (any git repository) that would release
+    something when merged, described for a message; None when there is none."""
+    if plain_folder(spec) is not None:
+        return None
+    url, repository, token = remote(spec, github)
+    if repository is not None and token is not None:
+        from gitops_mlops.integrations.github import GitHub
+
+        try:
+            client = GitHub(token, repository, github.api_url, github.throttle)
+            pull = next((p for p in client.open_pulls() if p.head.ref == branch), None)
+        except MlopsError:
+            pull = None  # the API is down: the branch still says enough
+        if pull is not None:
+            return f"pull request #{pull.number} ({pull.html_url})"
+    if git.remote_branch_head(url, branch, token) is not None:
+        return f"branch {branch} of {repository or url}"
+    return None
 
 
 def refuse_links(checkout: Checkout, ref: str, paths: list[str], where: str) -> None:

@@ -13,16 +13,23 @@ from pathlib import Path
 from gitops_mlops import bundle, data_url, image_runtime, release
 from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.datasets import Data
-from gitops_mlops.errors import MlopsError
+from gitops_mlops.errors import BuildError, MlopsError
 from gitops_mlops.fleet import cache as run_cache
-from gitops_mlops.gitops_repo import GitHubSettings, plain_folder, read_base_file
+from gitops_mlops.gitops_repo import (
+    GitHubSettings,
+    pending_promotion,
+    plain_folder,
+    read_base_file,
+)
 from gitops_mlops.integrations import docker
+from gitops_mlops.integrations.registry import Registry
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.records.promotion import PromotionRecord
 from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.records.verdict import Verdict
+from gitops_mlops.reporting.github import running_in_actions
 from gitops_mlops.reporting.progress import Progress
-from gitops_mlops.rundir import DISPATCH_DIR, RunDir, new_run_dir
+from gitops_mlops.rundir import DISPATCH_DIR, MLOPS_DIR, RunDir, ignored_by_git, new_run_dir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
 from gitops_mlops.stages.build import BuildContext, build
@@ -32,6 +39,7 @@ from gitops_mlops.stages.gate import GateContext, gate
 from gitops_mlops.stages.promote import (
     Candidate,
     PromoteContext,
+    PromotionRefused,
     environment_named,
     promote,
     push_environments,
@@ -59,6 +67,7 @@ class RunOptions:
     cache: Path | None = None  # the run cache folder (--cache, MLOPS_CACHE_DIR); None: no cache
     signing_key: SigningKey | None = None  # signs the image's attestations; None: unsigned
     public_key: Path | None = None  # promotions verify with it (else promotion.verify)
+    strict: bool = False  # what the image needs and cannot get is an error, not a skip
 
 
 @dataclass(frozen=True)
@@ -132,9 +141,11 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         _to_cache(spec, run_dir, options, progress)
     if stop == 2:
         return RunOutcome(spec, run_dir, version, None)
-    with progress.stage("gate"):
+    with progress.stage("gate") as line:
         champion = champion_for(spec, options.champion_file, options.env)
         verdict = gate_run(spec, run_dir, champion, options.env, measured, version, data, progress)
+        if not verdict.passed:
+            line.fail()
     track_run(spec, run_dir, options.env, options.event, measured, verdict, progress)
     if options.until is not None:
         return RunOutcome(spec, run_dir, version, verdict)
@@ -243,51 +254,77 @@ def _report_context(spec: Spec, run_dir: RunDir, options: RunOptions) -> ReportC
     )
 
 
-def _image(spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress) -> str | None:
-    """The image to promote: `--image`, else the one built and pushed now, else None."""
+def _image(
+    spec: Spec, run_dir: RunDir, options: RunOptions, progress: Progress
+) -> tuple[str | None, str]:
+    """The image to promote: `--image`, else the one built and pushed now; else (None, why).
+
+    On a laptop, what the build needs and cannot get (an engine, the base image, a registry)
+    is a `skip` line that says how to get it; with --strict, and under GitHub Actions for the
+    base image and the registry, it is an error (exit 5). With an engine and a base image
+    but no registry, the image is still built and smoke-tested, and not pushed.
+    """
     if options.image is not None:
         progress.skipped("build", f"using the image given with --image: {options.image}")
-        return options.image
-    base = (
-        options.base_image
-        or options.env.get("MLOPS_BASE_IMAGE")
-        or (spec.container.base_image if spec.container else "")
-    )
+        return options.image, ""
     if spec.container is None:
         progress.skipped("build", "the spec has no `container:` section")
-        return None
-    _, no_engine = docker.connect(options.env)
-    if no_engine:
-        progress.skipped("build", no_engine)
-        return None
+        return None, "the spec has no `container:` section"
+    base = options.base_image or options.env.get("MLOPS_BASE_IMAGE") or spec.container.base_image
+    strict = options.strict or running_in_actions(options.env)
+    client, no_engine = docker.connect(options.env)
+    if client is None:
+        _cannot(progress, "build", no_engine, "start one, or pass --image", options.strict)
+        return None, "no image was built, so there is no digest to pin"
+    missing = docker.obtain(client, base)
+    if missing:
+        why = f"the base image {base} is not available: {missing}"
+        fix = "build or pull it, or name another with --base-image or MLOPS_BASE_IMAGE"
+        _cannot(progress, "build", why, fix, strict)
+        return None, "no image was built, so there is no digest to pin"
+    registry = Registry.for_image(spec.container.image, options.env).unreachable()
+    if registry is not None:
+        fix = "start a registry there, or set container.image to one you can push to"
+        if strict:
+            raise BuildError(f"{registry}; {fix}")
     with progress.stage("build"):
         built = build(
             BuildContext(
                 spec,
                 run_dir,
                 base,
-                push=True,
+                push=registry is None,
                 env=options.env,
                 context_without_engine=False,
                 signing_key=options.signing_key,
             )
         )
-    if built.record is None or built.record.pinned is None:  # pragma: no cover - see above
+    if built.record is None:  # pragma: no cover - the engine answered a moment ago
         progress.note(f"build skipped: {built.reason}")
-        return None
+        return None, "no image was built, so there is no digest to pin"
     progress.note(image_runtime.summary(built.record.runtime or {}))
+    if registry is not None:
+        _cannot(progress, "push", registry, f"{fix}; {built.record.reference} is built", strict)
+        return None, "the image was not pushed, so there is no digest to pin"
     if built.record.reused:
         progress.note(f"reused {built.record.pinned}: same model and packages")
     else:
         progress.note(f"pushed {built.record.pinned}")
-    return built.record.pinned
+    return built.record.pinned, ""
+
+
+def _cannot(progress: Progress, stage: str, why: str, fix: str, strict: bool) -> None:
+    """What the image needs and cannot get: an error when strict, else a `skip` line."""
+    if strict:
+        raise BuildError(f"{why}; {fix}")
+    progress.skipped(stage, f"{why}; {fix}")
 
 
 def _release(
     spec: Spec, run_dir: RunDir, measured: _Measured, options: RunOptions, progress: Progress
 ) -> list[PromotionRecord]:
     """Build, smoke-test and push the image, then promote to every `on: push` environment."""
-    image = _image(spec, run_dir, options, progress)
+    image, no_image = _image(spec, run_dir, options, progress)
     folder = plain_folder(spec)
     if folder is not None:
         progress.skipped(
@@ -296,7 +333,7 @@ def _release(
         )
         return []
     if image is None:
-        progress.skipped("promote", "no image was built, so there is no digest to pin")
+        progress.skipped("promote", no_image)
         return []
     targets = push_environments(spec)
     if not targets:
@@ -354,6 +391,25 @@ def promote_each(
         yield result
 
 
+def _nothing_released(
+    spec: Spec, settings: GitHubSettings, source: str, record: str
+) -> PromotionRefused:
+    """The refusal of a dispatch whose `requires` environment has no release yet, naming what
+    would give it one."""
+    branch = f"mlops/promote/{source}/{spec.metadata.name}"
+    pending = pending_promotion(spec, settings, branch)
+    fix = (
+        f"merge {pending} first: it gives {source} its release"
+        if pending
+        else f"promote to {source} first (a push to the default branch, or "
+        f"`mlops promote RUN_DIR --environment {source}`), then merge that pull request"
+    )
+    return PromotionRefused(
+        f"{source} has no release yet ({record} is not on the base branch), so there is "
+        f"nothing to promote from it; {fix}"
+    )
+
+
 def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome:
     """workflow_dispatch: promote what the required environment runs; nothing is trained."""
     if options.environment is None:
@@ -369,9 +425,7 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
         source = environment_named(spec, target.requires)
         text = read_base_file(spec, settings, source.release_record)
         if text is None:
-            raise MlopsError(
-                f"{source.name} has no release yet ({source.release_record}); nothing to promote"
-            )
+            raise _nothing_released(spec, settings, source.name, source.release_record)
         record = ReleaseRecord.from_yaml(text, source.release_record)
         candidate = Candidate.from_record(record, source.name)
         if options.version is not None and options.version != candidate.image.tag:
@@ -391,6 +445,8 @@ def _dispatch(spec: Spec, options: RunOptions, progress: Progress) -> RunOutcome
                 public_key=options.public_key,
             )
         )
+    if options.out is None:
+        ignored_by_git(MLOPS_DIR)
     RunDir(options.out or DISPATCH_DIR).write_promotion(result)
     return RunOutcome(spec, None, candidate.image.tag, None, [result])
 

@@ -228,7 +228,20 @@ def new_run_dir(out: Path | None) -> RunDir:
     if out is not None:
         return RunDir(out)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return RunDir(DEFAULT_PARENT / stamp)
+    return RunDir(ignored_by_git(MLOPS_DIR) / DEFAULT_PARENT.relative_to(MLOPS_DIR) / stamp)
+
+
+GITIGNORE = "# Made by gitops-mlops: run artifacts stay out of git.\n*\n"
+
+
+def ignored_by_git(folder: Path) -> Path:
+    """`folder` (.mlops), made with a `.gitignore` of `*` inside, as pytest does for its
+    cache: runs never show up as untracked files in the user's repository."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists() and not ignore.is_symlink():
+        write_text(ignore, GITIGNORE)
+    return folder
 
 
 def write_text(path: Path, text: str) -> None:

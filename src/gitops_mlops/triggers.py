@@ -56,15 +56,18 @@ TRIGGERS: Mapping[str, Trigger] = MappingProxyType(
                 "push",
                 ("validate", "train", "evaluate", "gate", "build", "promote", "report"),
                 "Builds, smoke-tests and pushes the image, then promotes it to every environment "
-                "with `on: push`. Without an image (no Docker engine, or `--image "
-                "REPOSITORY@sha256:…` not given) build and promote are skipped, and said so. "
-                "The default event outside GitHub Actions.",
+                "with `on: push`. What the image needs and the machine lacks (a Docker engine, "
+                "the base image, a registry) is a `skip` line saying how to get it, and "
+                "promotion is skipped for want of a digest; `--strict` makes it exit 5, as a "
+                "missing base image or registry always does under GitHub Actions. The default "
+                "event outside GitHub Actions.",
             ),
             Trigger(
                 "workflow_dispatch",
                 ("validate", "promote"),
                 "`--environment production [--version V]`: promotes what the `requires` "
-                "environment runs (read from its release record), without retraining.",
+                "environment runs (read from its release record), without retraining. When it "
+                "has no release yet, exit 6 naming the pull request (or branch) to merge first.",
             ),
         )
     }

@@ -235,14 +235,10 @@ def test_hostile_titles_and_branch_names_execute_nothing(
 def test_push_promotes_staging_then_dispatch_promotes_production(
     checkout: Path, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    from gitops_mlops.integrations import docker as engine
+    from tests.image_setup import BASE_IMAGE, require
 
-    base = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
-    client, why = engine.connect(os.environ)
-    if client is None:
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(why)
-        pytest.skip(why)
+    require(base_image=True, registry=True)  # the push builds on one and pushes to the other
+    base = BASE_IMAGE
     repo = consumer(tmp_path)
     caller = repo / ".github" / "workflows" / "model.yml"
     # Promotions verify the attestations with the key pair's public half, committed in the

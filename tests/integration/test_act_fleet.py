@@ -116,14 +116,10 @@ def test_a_readme_change_runs_no_model_job(
 def test_a_push_to_the_shared_library_promotes_the_two_models_using_it_and_a_rerun_hits(
     checkout: Path, github: FakeGitHub, tmp_path: Path
 ) -> None:
-    from gitops_mlops.integrations import docker as engine
+    from tests.image_setup import BASE_IMAGE, require
 
-    client, why = engine.connect(os.environ)
-    if client is None:
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(why)
-        pytest.skip(why)
-    base_image = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+    require(base_image=True, registry=True)  # the push builds on one and pushes to the other
+    base_image = BASE_IMAGE
     extra = ["--env", f"MLOPS_BASE_IMAGE={base_image}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
     repo = fleet_consumer(tmp_path)
     base = head(repo)
@@ -152,17 +148,13 @@ def test_a_push_to_the_shared_library_promotes_the_two_models_using_it_and_a_rer
 def test_a_rollback_holds_production_until_the_hold_is_released(
     checkout: Path, github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gitops_mlops.integrations import docker as engine
     from gitops_mlops.integrations.registry import Registry
     from tests.conftest import run_cli
+    from tests.image_setup import BASE_IMAGE, require
     from tests.integration.registry_helpers import SHARED, push_image
 
-    client, why = engine.connect(os.environ)
-    if client is None:
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(why)
-        pytest.skip(why)
-    base_image = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+    require(base_image=True, registry=True)  # the push builds on one and pushes to the other
+    base_image = BASE_IMAGE
     extra = ["--env", f"MLOPS_BASE_IMAGE={base_image}", "-s", f"MLOPS_PROMOTION_TOKEN={TOKEN}"]
     repo = fleet_consumer(tmp_path)
     monkeypatch.chdir(repo)

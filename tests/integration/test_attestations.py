@@ -208,10 +208,11 @@ def test_verify_refuses_a_wrong_key_moved_or_missing_attestations(
     missing = _small_image(attested, "missing")
     code, out = _verify(f"{IMAGE}@{missing.digest}", "--public-key", str(attested["public"]))
     assert code == 7 and "has no sbom attestation attached" in out
+    # Arguments of the wrong kind are usage errors (exit 2), like in every subcommand.
     code, out = _verify(f"{IMAGE}:latest", "--public-key", str(attested["public"]))
-    assert code == 7 and "not pinned by digest" in out
+    assert code == 2 and "not pinned by digest; expected REPOSITORY@sha256:" in out
     code, out = _verify(attested["image"], "--public-key", str(attested["folder"] / "nope.pem"))
-    assert code == 7 and "cannot read the public key" in out
+    assert code == 2 and "nope.pem is not there; expected a PEM key file" in out
 
 
 def test_verify_refuses_a_tampered_attestation(attested: dict[str, Any]) -> None:

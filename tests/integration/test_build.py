@@ -17,11 +17,12 @@ import pytest
 from gitops_mlops.integrations import docker
 from gitops_mlops.reporting import markdown
 from tests.conftest import run_cli
+from tests.image_setup import BASE_IMAGE, require
 from tests.integration.helpers import copy_example, run_until
 from tests.integration.server_helpers import request, wait_ready
 from tests.integration.test_serving import MALFORMED, ROWS, per_feature
 
-BASE = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+BASE = BASE_IMAGE
 # A repository of its own per test session, so the first push is always a build (a registry
 # that already holds this model would be reused) and the session's images can be removed.
 IMAGE = f"localhost:5000/test/iris-{uuid.uuid4().hex[:10]}"
@@ -29,23 +30,8 @@ IMAGE = f"localhost:5000/test/iris-{uuid.uuid4().hex[:10]}"
 
 @pytest.fixture(scope="module")
 def engine() -> Any:
-    client, why = docker.connect(os.environ)
-    if client is None or not _has(client, BASE):
-        reason = why or f"base image {BASE} is missing (.ci/base-image.sh builds it)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return client
-
-
-def _has(client: Any, image: str) -> bool:
-    from docker.errors import ImageNotFound
-
-    try:
-        client.images.get(image)
-    except ImageNotFound:
-        return False
-    return True
+    """The engine, with the base image to build on and the registry to push to."""
+    return require(base_image=True, registry=True)
 
 
 def project(folder: Path, n_estimators: int = 50, budget: int = 450) -> Path:

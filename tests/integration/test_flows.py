@@ -160,7 +160,9 @@ def test_workflow_dispatch_promotes_what_staging_runs(
     env = actions_env(github, tmp_path, "workflow_dispatch")
     spec = str(project / "mlops.yaml")
     refused = run_cli("run", spec, "-e", "production", "--out", str(tmp_path / "d"), env=env)
-    assert refused.code == 1 and "staging has no release yet" in refused.err
+    assert refused.code == 6, refused.out + refused.err  # a refused promotion, not a failure
+    assert "staging has no release yet" in refused.err
+    assert "promote to staging first (a push to the default branch" in refused.err
     pushed = run_cli(
         "run",
         spec,
@@ -171,6 +173,9 @@ def test_workflow_dispatch_promotes_what_staging_runs(
         env=actions_env(github, tmp_path, "push"),
     )
     assert pushed.code == 0
+    waiting = run_cli("run", spec, "-e", "production", "--out", str(tmp_path / "d"), env=env)
+    assert waiting.code == 6
+    assert f"merge pull request #1 ({github.url}/{REPO}/pull/1) first" in waiting.err
     github.merge(REPO, 1)
     version = json.loads((tmp_path / "a" / "model" / "manifest.json").read_text())["model_version"]
     wrong = run_cli(

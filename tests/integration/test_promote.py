@@ -290,7 +290,7 @@ def test_an_image_must_be_pinned_by_digest(
     code, out, _ = promote(
         github, copy_run(trained, tmp_path), "staging", image="localhost:5000/acme/iris:latest"
     )
-    assert code == 1 and "not pinned by digest" in out
+    assert code == 2 and "not pinned by digest; expected REPOSITORY@sha256:<64 hex>" in out
 
 
 def test_a_local_repository_gets_a_branch_and_a_printed_pull_request(

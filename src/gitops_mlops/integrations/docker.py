@@ -36,6 +36,31 @@ def connect(env: Mapping[str, str]) -> tuple[Any | None, str]:
     return client, ""
 
 
+def obtain(client: Any, image: str) -> str:
+    """ "" when `image` is in the engine (pulled now when it was not), else why it is not:
+    e.g. no network to its registry, or a name nobody serves."""
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client.images.get(image)
+        return ""
+    except ImageNotFound:
+        pass
+    except DockerException as err:
+        return _short(err)
+    try:
+        client.images.pull(image)  # the SDK reads the tag from the name (default: latest)
+    except DockerException as err:
+        return f"it is not in the engine, and pulling it failed: {_short(err)}"
+    return ""
+
+
+def _short(err: Exception) -> str:
+    explanation = getattr(err, "explanation", None)
+    text = str(explanation or err).strip()
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
 @dataclass(frozen=True)
 class Built:
     image_id: str

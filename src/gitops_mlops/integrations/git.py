@@ -127,6 +127,24 @@ def _auth_env(token: str | None) -> dict[str, str]:
     }
 
 
+def remote_branch_head(url: str, branch: str, token: str | None = None) -> str | None:
+    """The commit `branch` points at in the repository at `url`; None when it has no such
+    branch or cannot be asked (this only ever makes a message more helpful)."""
+    try:
+        result = subprocess.run(
+            ["git", "ls-remote", "--heads", url, f"refs/heads/{branch}"],
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **_auth_env(token)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    line = result.stdout.strip() if result.returncode == 0 else ""
+    return line.split()[0] if line else None
+
+
 @dataclass(frozen=True)
 class Checkout:
     """A clone of a remote repository in a private folder."""

@@ -409,6 +409,17 @@ class Registry:
 
     # -- intents ---------------------------------------------------------------------------
 
+    def unreachable(self) -> str | None:
+        """None when a registry answers at this host (any HTTP answer to its API root, a
+        401 included), else why not: for the laptop's `skip` line or the CI's error."""
+        url = f"{self.scheme}://{self.host}/v2/"
+        try:
+            response = self._send("GET", url, {"User-Agent": "gitops-mlops"}, None)
+        except RegistryError as err:
+            return str(err)
+        response.close()
+        return None
+
     def resolve(self, repository: str, reference: str) -> Descriptor | None:
         """The manifest descriptor a tag (or digest) names, or None when there is none."""
         response = self._request("HEAD", repository, f"/manifests/{reference}", accept=True)

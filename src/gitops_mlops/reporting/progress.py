@@ -10,6 +10,17 @@ from typing import TextIO
 from gitops_mlops.reporting.github import annotation, endgroup, group, running_in_actions
 
 
+class StageLine:
+    """The outcome a stage's line shows: `ok` unless the stage raised or said it failed."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def fail(self) -> None:
+        """The stage ran to its end but its answer is a failure (a gate that failed)."""
+        self.failed = True
+
+
 class Progress:
     def __init__(self, stream: TextIO, env: Mapping[str, str]) -> None:
         self.stream = stream
@@ -19,14 +30,15 @@ class Progress:
         print(f"  {text}", file=self.stream, flush=True)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> Iterator[StageLine]:
         if self.grouped:
             print(group(name), file=self.stream, flush=True)
         started = time.perf_counter()
+        line = StageLine()
         outcome = "failed"
         try:
-            yield
-            outcome = "ok"
+            yield line
+            outcome = "failed" if line.failed else "ok"
         finally:
             if self.grouped:
                 print(endgroup(), file=self.stream, flush=True)

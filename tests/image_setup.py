@@ -1,0 +1,50 @@
+"""What image tests need (a Docker engine, the serving base image, the registry on
+127.0.0.1:5000) and the one way they skip, naming what is missing, when it is not there.
+
+`.ci/run` sets all three up and sets MLOPS_REQUIRE_DOCKER=1, which turns a skip into a
+failure: in CI nothing may be silently left out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from gitops_mlops.integrations import docker
+from gitops_mlops.integrations.registry import Registry
+
+BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
+REGISTRY = "127.0.0.1:5000"
+
+
+def missing(*, base_image: bool = False, registry: bool = False) -> list[str]:
+    """What of the image setup is not here, each with how to get it."""
+    client, no_engine = docker.connect(os.environ)
+    found: list[str] = []
+    if client is None:
+        found.append(f"a Docker engine ({no_engine})")
+    elif base_image and docker.obtain(client, BASE_IMAGE):
+        found.append(
+            f"the base image {BASE_IMAGE} (.ci/base-image.sh builds it; MLOPS_BASE_IMAGE "
+            "names another)"
+        )
+    if registry:
+        down = Registry(REGISTRY, os.environ).unreachable()
+        if down is not None:
+            found.append(f"a registry on {REGISTRY} (.ci/run starts one): {down}")
+    return found
+
+
+def require(*, base_image: bool = False, registry: bool = False) -> Any:
+    """The engine's client, or the test is skipped naming what is missing (failed under
+    MLOPS_REQUIRE_DOCKER=1)."""
+    lacking = missing(base_image=base_image, registry=registry)
+    if lacking:
+        reason = "needs " + "; ".join(lacking)
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    client, _ = docker.connect(os.environ)
+    return client
