@@ -12,6 +12,7 @@ import pytest
 
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
+from gitops_mlops.records.curves import Confusion, Curve, Curves, Histogram
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics
 from gitops_mlops.records.promotion import PromotionRecord, PullRequestRef, WouldOpen
 from gitops_mlops.records.release import GateSummary, Hold, ReleaseRecord, Source
@@ -33,6 +34,13 @@ METRICS = Metrics(
     confidence=IntervalSettings(0.95, 1000, 7),
     custom={"cv_score": 0.91},
     positive_label="yes",
+    curves=Curves(
+        confusion=Confusion(("no", "yes"), ((20, 3), (2, 20))),
+        roc=Curve((0.0, 0.1, 1.0), (0.0, 0.8, 1.0), 0.9),
+        precision_recall=Curve((0.0, 0.9, 1.0), (1.0, 0.9, 0.5), 0.88),
+        calibration=Curve((0.15, 0.85), (0.1, 0.9), 0.0),
+        residuals=Histogram((-1.0, 0.0, 1.0), (10, 12)),
+    ),
 )
 VERDICT = Verdict(
     passed=False,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from gitops_mlops.records.curves import Curves
 from gitops_mlops.records.fields import Fields
 
 WHAT = "metrics.json"
@@ -97,6 +98,8 @@ class Metrics:
     custom: Mapping[str, float] = field(default_factory=dict)  # from a training command
     # The class precision, recall, f1, roc_auc and average_precision are about (classifiers).
     positive_label: str | int | float | bool | None = None
+    # What the report draws (confusion table, ROC and precision-recall curves, residuals).
+    curves: Curves | None = None
 
     def estimate(self, metric: str, slice_name: str | None = None) -> Estimate | None:
         table = self.metrics if slice_name is None else self.slices.get(slice_name, EMPTY)
@@ -114,6 +117,8 @@ class Metrics:
             out["custom"] = dict(self.custom)
         if self.positive_label is not None:
             out["positive_label"] = self.positive_label
+        if self.curves is not None:
+            out["curves"] = self.curves.to_json()
         return out
 
     @classmethod
@@ -122,6 +127,7 @@ class Metrics:
         confidence = fields.obj("confidence")
         rows = fields.table("slice_rows")
         custom = fields.table("custom")
+        curves = fields.obj("curves")
         for name, value in rows.items():
             if not isinstance(value, int) or isinstance(value, bool):
                 raise Fields(rows, source, WHAT, "slice_rows").bad(name, "an integer")
@@ -142,6 +148,7 @@ class Metrics:
             ),
             custom=MappingProxyType({k: float(v) for k, v in custom.items()}),
             positive_label=_label(fields, "positive_label"),
+            curves=None if curves is None else Curves.from_json(curves),
         )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gitops_mlops import bundle, datasets, estimates, metrics, predictions
+from gitops_mlops import bundle, curves, datasets, estimates, metrics, predictions
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.predictions import Predictions
 from gitops_mlops.records import predictions as prediction_records
@@ -71,6 +71,7 @@ def evaluate(ctx: EvaluateContext) -> Metrics:
         else IntervalSettings(confidence.level, confidence.resamples, confidence.seed),
         custom=json.loads(custom.read_text()) if custom.is_file() else {},
         positive_label=predicted.positive_label,
+        curves=curves.summarise(predicted, spec.task),
     )
     run.write_metrics(result)
     return result
