@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from gitops_mlops import __version__, arguments
+from gitops_mlops.builtin_datasets import BUILTINS
 from gitops_mlops.errors import Diagnostic, MlopsError, SpecError, UsageError
 from gitops_mlops.triggers import EVENTS, UNTIL
 
@@ -113,6 +114,33 @@ def _cmd_metrics(args: argparse.Namespace, console: Console) -> int:
     for metric in METRICS.values():
         tasks = "/".join(sorted(metric.tasks))
         console.print(f"{metric.name:<20} {metric.direction:<7} {tasks:<26} {metric.description}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops import starter_spec
+
+    output: Path = args.output
+    if args.builtin is not None and args.target is not None:
+        raise starter_spec.InitRefused(
+            "--target goes with --data; a built-in dataset's is `target`"
+        )
+    if args.data is not None and args.target is None:
+        raise starter_spec.InitRefused("--data needs --target COLUMN: the column to predict")
+    starter_spec.check_output(output)
+    if args.builtin is not None:
+        starter = starter_spec.plan_builtin(args.builtin)
+        command = f"mlops init --builtin {args.builtin}"
+    else:
+        starter = starter_spec.plan_file(args.data, args.target, output)
+        command = f"mlops init --data {starter.path} --target {args.target}"
+    console.print(f"task: {starter.guess.task}, because {starter.guess.reason}")
+    starter_spec.write(output, starter_spec.render(starter, command))
+    features = len(starter.columns.columns) - 1
+    console.print(
+        f"wrote {output}: {starter.name}, {features} feature columns; check it with "
+        f"`mlops validate {output}`, then `mlops run {output}`"
+    )
     return 0
 
 
@@ -787,6 +815,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     columns.add_argument("--format", choices=("text", "json"), default="text")
     columns.set_defaults(handler=_cmd_columns)
+
+    init = commands.add_parser(
+        "init", help="write a commented starter mlops.yaml for a data file or built-in dataset"
+    )
+    source = init.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, metavar="PATH", help="CSV or Parquet file")
+    source.add_argument("--builtin", choices=sorted(BUILTINS), help="a scikit-learn dataset")
+    init.add_argument("--target", metavar="COLUMN", help="with --data: the column to predict")
+    init.add_argument(
+        "--output", type=Path, default=Path("mlops.yaml"), help="the spec to write (mlops.yaml)"
+    )
+    init.set_defaults(handler=_cmd_init)
 
     metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
     metrics.set_defaults(handler=_cmd_metrics)
