@@ -144,6 +144,20 @@ def _cmd_init(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from gitops_mlops.run_listing import list_runs, render_text
+    from gitops_mlops.rundir import DEFAULT_PARENT
+
+    listing = list_runs(DEFAULT_PARENT, args.limit)
+    if args.format == "json":
+        console.print(json.dumps(listing.to_json(), indent=2))
+    else:
+        console.print(render_text(listing))
+    return 0
+
+
 def _progress(console: Console) -> Progress:
     from gitops_mlops.reporting.progress import Progress
 
@@ -827,6 +841,11 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("mlops.yaml"), help="the spec to write (mlops.yaml)"
     )
     init.set_defaults(handler=_cmd_init)
+
+    runs = commands.add_parser("runs", help="the local runs (.mlops/runs), newest first")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    runs.add_argument("--format", choices=("text", "json"), default="text")
+    runs.set_defaults(handler=_cmd_runs)
 
     metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
     metrics.set_defaults(handler=_cmd_metrics)

@@ -35,6 +35,7 @@ from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.build import BuildRecord
 from gitops_mlops.records.comparison import Comparison
 from gitops_mlops.records.metrics import Metrics
+from gitops_mlops.records.model_summary import ModelSummary
 from gitops_mlops.records.promotion import PromotionRecord
 from gitops_mlops.records.run import RunInfo
 from gitops_mlops.records.verdict import Verdict
@@ -149,6 +150,10 @@ class RunDir:
     def manifest(self) -> dict[str, Any]:
         """The model bundle's manifest, every file's sha256 checked."""
         return bundle.read_manifest(self.model_dir)
+
+    def read_model_summary(self) -> ModelSummary:
+        """The manifest's account of the model, its files not hashed (for listing, cards)."""
+        return _read(self.manifest_file, "model/manifest.json", ModelSummary.from_json)
 
     def read_metrics(self) -> Metrics:
         return _read(self.metrics, "metrics.json", Metrics.from_json)

@@ -1,0 +1,139 @@
+"""`mlops runs`: real runs made by `mlops run`, listed newest first through the CLI; partial
+and damaged runs are listed as such."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.helpers import write_spec
+
+SPEC = """task: classification
+data:
+  train: {builtin: iris}
+  split: {test_size: 0.3, seed: 1}
+model:
+  estimator: sklearn.tree.DecisionTreeClassifier
+  params: {max_depth: %d}
+  preprocess: none
+evaluation:
+  metrics: [accuracy, f1_macro]
+  confidence: {resamples: 200}
+  latency: false
+gate:
+  thresholds:
+    - {metric: accuracy, min: %s}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project folder with two real runs in .mlops/runs: an older one whose gate fails
+    (a stump) and a newer one that passes."""
+    root = tmp_path_factory.mktemp("project")
+    before = Path.cwd()
+    os.chdir(root)  # `mlops run` writes .mlops/runs/<time> under the working directory
+    try:
+        for depth, floor in ((1, "0.9"), (3, "0.8")):
+            spec = write_spec(root, SPEC % (depth, floor))
+            made = run_cli("run", str(spec), "--until", "gate")
+            assert made.code == (4 if depth == 1 else 0), made.out + made.err
+    finally:
+        os.chdir(before)
+    yield root
+
+
+def _runs(project: Path) -> list[Path]:
+    return sorted((project / ".mlops" / "runs").iterdir(), reverse=True)
+
+
+def test_runs_lists_real_runs_newest_first(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    newer, older = _runs(project)
+    listed = run_cli("runs")
+    assert listed.code == 0, listed.err
+    header, first, second = listed.out.splitlines()
+    assert header.split() == ["TIME", "(UTC)", "RUN", "MODEL", "VERSION", "VERDICT", "METRICS"]
+    for line, run, verdict in ((first, newer, "passed"), (second, older, "failed")):
+        manifest = json.loads((run / "model" / "manifest.json").read_text())
+        accuracy = json.loads((run / "metrics.json").read_text())["metrics"]["accuracy"]
+        cells = line.split()
+        assert cells[2:6] == [run.name, "test-model", manifest["model_version"], verdict]
+        assert f"accuracy {accuracy['value']:.4g} [{accuracy['ci_low']:.4g}, " in line
+        assert "f1_macro" in line
+        stamp = run.name  # 20261202T082526358740Z -> 2026-12-02 08:25:26
+        assert cells[0] == f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}"
+        assert cells[1] == f"{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+
+
+def test_runs_json_and_limit(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    newer, _ = _runs(project)
+    listed = run_cli("runs", "--limit", "1", "--format", "json")
+    assert listed.code == 0, listed.err
+    found = json.loads(listed.out)
+    assert found["total"] == 2 and [r["run"] for r in found["runs"]] == [newer.name]
+    (entry,) = found["runs"]
+    metrics = json.loads((newer / "metrics.json").read_text())["metrics"]
+    assert entry["state"] == "complete" and entry["verdict"] == "passed"
+    assert entry["task"] == "classification"
+    assert entry["metrics"]["accuracy"]["value"] == metrics["accuracy"]["value"]
+    text = run_cli("runs", "--limit", "1")
+    assert text.out.splitlines()[-1] == "… 1 older run (--limit N shows more)"
+
+
+def test_partial_and_damaged_runs_are_listed_as_such(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newer, _ = _runs(project)
+    runs = tmp_path / ".mlops" / "runs"
+    broken = {
+        "20260101T000000000001Z": lambda d: (d / "metrics.json").write_text('{"metrics": '),
+        "20260101T000000000002Z": lambda d: (d / "metrics.json").unlink(),
+        "20260101T000000000003Z": lambda d: shutil.rmtree(d / "model"),
+        "20260101T000000000004Z": lambda d: (d / "verdict.json").write_text('{"rows": 3}'),
+        "20260101T000000000005Z": lambda d: _relink(d / "metrics.json", tmp_path / "m.json"),
+    }
+    for name, damage in broken.items():
+        shutil.copytree(newer, runs / name)
+        damage(runs / name)
+    (runs / "20260101T000000000006Z").mkdir()
+    (runs / "20260101T000000000007Z").symlink_to(newer)
+    monkeypatch.chdir(tmp_path)
+    listed = run_cli("runs", "--format", "json")
+    assert listed.code == 0 and "Traceback" not in listed.err
+    states = {r["run"][-3:-1]: (r["state"], r["problem"]) for r in json.loads(listed.out)["runs"]}
+    assert states["01"][0] == "damaged" and "metrics.json is not valid JSON" in states["01"][1]
+    assert states["02"] == ("partial", "not evaluated: no metrics.json")
+    assert states["03"] == ("partial", "no model: training did not finish")
+    assert states["04"][0] == "damaged" and "'rows' must be a list" in states["04"][1]
+    assert states["05"] == ("damaged", "metrics.json is a symbolic link; not read")
+    assert states["06"] == ("partial", "no run.json: training did not start")
+    assert states["07"] == ("damaged", "a symbolic link; not read")
+    text = run_cli("runs").out
+    assert "damaged  metrics.json is a symbolic link; not read" in text
+
+
+def _relink(file: Path, elsewhere: Path) -> None:
+    shutil.move(file, elsewhere)
+    file.symlink_to(elsewhere)
+
+
+def test_no_runs_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    listed = run_cli("runs")
+    assert (
+        listed.code == 0 and listed.out.strip() == "no runs in .mlops/runs (`mlops run` makes one)"
+    )
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "many"])
+def test_a_limit_that_is_no_count_is_a_usage_error(limit: str) -> None:
+    refused = run_cli("runs", "--limit", limit)
+    assert refused.code == 2 and "--limit" in refused.err
