@@ -88,6 +88,33 @@ def existing_path(text: str) -> Path:
     return path
 
 
+def data_file(text: str) -> Path:
+    """An existing data file (CSV or Parquet), not through a symbolic link."""
+    path = Path(text)
+    expected = "expected a CSV or Parquet file"
+    if path.is_symlink():
+        raise _bad(f"{text} is a symbolic link; {expected} (give the file it points to)")
+    if not path.is_file():
+        raise _bad(f"{text} is {'a directory' if path.is_dir() else 'not there'}; {expected}")
+    return path
+
+
+def new_file(text: str) -> Path:
+    """A file to create: nothing there yet (never overwritten), in an existing folder."""
+    path = Path(text)
+    expected = "expected the path of a new file"
+    if path.is_symlink():
+        raise _bad(f"{text} is a symbolic link, never written through; {expected}")
+    if path.exists():
+        raise _bad(
+            f"{text} already exists and is never overwritten; {expected}: remove or rename "
+            "it, or choose another --output PATH"
+        )
+    if not path.parent.is_dir():
+        raise _bad(f"{path.parent} is not a folder; {expected} in an existing folder")
+    return path
+
+
 def pinned_image(text: str) -> str:
     """An image pinned by digest: REPOSITORY@sha256:<64 hex digits>."""
     if not _DIGEST_REFERENCE.match(text):
@@ -130,6 +157,8 @@ KINDS: tuple[Callable[[str], object], ...] = (
     key_file,
     directory,
     existing_path,
+    data_file,
+    new_file,
     pinned_image,
     port,
     positive,

@@ -122,9 +122,7 @@ def _cmd_init(args: argparse.Namespace, console: Console) -> int:
 
     output: Path = args.output
     if args.builtin is not None and args.target is not None:
-        raise starter_spec.InitRefused(
-            "--target goes with --data; a built-in dataset's is `target`"
-        )
+        raise starter_spec.InitRefused("--target goes with --data (a built-in's is `target`)")
     if args.data is not None and args.target is None:
         raise starter_spec.InitRefused("--data needs --target COLUMN: the column to predict")
     starter_spec.check_output(output)
@@ -834,16 +832,24 @@ def _parser() -> argparse.ArgumentParser:
         "init", help="write a commented starter mlops.yaml for a data file or built-in dataset"
     )
     source = init.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, metavar="PATH", help="CSV or Parquet file")
+    source.add_argument(
+        "--data", type=arguments.data_file, metavar="PATH", help="CSV or Parquet file"
+    )
     source.add_argument("--builtin", choices=sorted(BUILTINS), help="a scikit-learn dataset")
     init.add_argument("--target", metavar="COLUMN", help="with --data: the column to predict")
     init.add_argument(
-        "--output", type=Path, default=Path("mlops.yaml"), help="the spec to write (mlops.yaml)"
+        "--output",
+        type=arguments.new_file,
+        default="mlops.yaml",  # a string: argparse checks it with the kind like a given one
+        metavar="PATH",
+        help="the spec to write (mlops.yaml; never overwritten)",
     )
     init.set_defaults(handler=_cmd_init)
 
     runs = commands.add_parser("runs", help="the local runs (.mlops/runs), newest first")
-    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    runs.add_argument(
+        "--limit", type=arguments.positive, default=20, metavar="N", help="at most N runs (20)"
+    )
     runs.add_argument("--format", choices=("text", "json"), default="text")
     runs.set_defaults(handler=_cmd_runs)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitops_mlops import builtin_datasets, data_columns, data_url
-from gitops_mlops.errors import MlopsError
+from gitops_mlops.errors import UsageError
 from gitops_mlops.spec import semantics
 
 if TYPE_CHECKING:
@@ -37,10 +37,11 @@ _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ()/.-]*$")
 _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 
 
-class InitRefused(MlopsError):
+class InitRefused(UsageError):
     """`mlops init` will not write: the message says why and what to do (exit 2)."""
 
-    exit_code = 2
+    def __init__(self, message: str) -> None:
+        super().__init__(f"mlops init: error: {message}")  # as argparse says its own
 
 
 @dataclass(frozen=True)

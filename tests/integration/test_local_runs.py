@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_partial_and_damaged_runs_are_listed_as_such(
 ) -> None:
     newer, _ = _runs(project)
     runs = tmp_path / ".mlops" / "runs"
-    broken = {
+    broken: dict[str, Callable[[Path], object]] = {
         "20260101T000000000001Z": lambda d: (d / "metrics.json").write_text('{"metrics": '),
         "20260101T000000000002Z": lambda d: (d / "metrics.json").unlink(),
         "20260101T000000000003Z": lambda d: shutil.rmtree(d / "model"),

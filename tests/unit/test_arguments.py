@@ -101,6 +101,11 @@ WRONG: list[tuple[list[str], str]] = [
     (["verify", "repo:latest"], "expected REPOSITORY@sha256:<64 hex>"),
     (["columns", "{spec folder}"], "is a directory; expected a spec file"),
     (["build", "{run}", "--signing-key", "{folder}"], "expected a PEM key file"),
+    (["init", "--data", "{folder}", "--target", "y"], "is a directory; expected a CSV or"),
+    (["init", "--data", "{missing}", "--target", "y"], "is not there; expected a CSV or"),
+    (["init", "--builtin", "iris", "--output", "{file}"], "already exists and is never"),
+    (["init", "--builtin", "iris", "--output", "{missing}/x"], "expected the path of a new"),
+    (["runs", "--limit", "0"], "expected a whole number of at least 1"),
 ]
 
 
