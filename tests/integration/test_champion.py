@@ -42,7 +42,11 @@ def _spec(folder: Path, params: str, threshold: str = "") -> Path:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A weak champion (one stump) and a good candidate, trained on the same split."""
     folder = tmp_path_factory.mktemp("champion")
-    weak = _spec(folder / "weak", "{n_estimators: 1, max_depth: 1, random_state: 0}")
+    weak = _spec(
+        folder / "weak",
+        "{n_estimators: 1, max_depth: 1, random_state: 0}",
+        "    - {metric: accuracy, max_regression: 0.05, on: bound}",  # when it is the candidate
+    )
     strong = _spec(folder / "strong", "{n_estimators: 10, random_state: 0}")
     return {
         "weak": run_until(weak, folder / "weak-run", "evaluate"),
@@ -107,6 +111,12 @@ def test_a_run_directory_champion_is_re_evaluated_on_the_same_rows(
     assert {(r.metric, r.slice) for r in compared.rows} == {
         (m, s) for m in ("accuracy", "f1_macro", "roc_auc_ovr") for s in (None, "long-petals")
     }
+    # The example's `f1_macro max_regression` (on: estimate) reads the paired Δ estimate.
+    verdict = json.loads((runs["strong"] / "verdict.json").read_text())
+    gated = next(r for r in verdict["rows"] if r["kind"] == "max_regression")
+    f1 = compared.delta("f1_macro")
+    assert f1 is not None and gated["metric"] == "f1_macro" and gated["compared"] == "paired"
+    assert gated["delta"] == pytest.approx(f1.delta) and gated["passed"] is True
     report = (runs["strong"] / "report.md").read_text()
     assert "re-evaluated on the same 45 test rows" in report
     assert f"[{row.ci_low:+.4g}, {row.ci_high:+.4g}]" in report and "better" in report
@@ -114,13 +124,7 @@ def test_a_run_directory_champion_is_re_evaluated_on_the_same_rows(
 
 def test_max_regression_reads_the_paired_difference(runs: dict[str, Path], tmp_path: Path) -> None:
     """The weak model as candidate against the good one: its paired Δ is clearly negative."""
-    folder = runs["folder"]
-    spec = _spec(
-        folder / "bound",
-        "{n_estimators: 1, max_depth: 1, random_state: 0}",
-        "    - {metric: accuracy, max_regression: 0.05, on: bound}",
-    )
-    run = run_until(spec, tmp_path / "run", "evaluate")
+    run = runs["weak"]
     result = _gate(run, runs["strong"], tmp_path)
     assert result.code == 4, result.out + result.err
     verdict = json.loads((run / "verdict.json").read_text())

@@ -78,8 +78,9 @@ def test_a_rerun_is_a_hit_that_restores_the_model_and_gates_again(
     two = json.loads((tmp_path / "run2" / "model" / "manifest.json").read_text())
     assert two["model_version"] == one["model_version"]
     assert two["files"] == one["files"] and two["cache_key"] == entry.name
-    same = (tmp_path / "run1" / "metrics.json").read_bytes()
-    assert (tmp_path / "run2" / "metrics.json").read_bytes() == same
+    for name in ("metrics.json", "predictions.npz"):  # what the gate and comparison read
+        same = (tmp_path / "run1" / name).read_bytes()
+        assert (tmp_path / "run2" / name).read_bytes() == same
 
 
 def test_a_threshold_change_hits_and_the_new_gate_decides(

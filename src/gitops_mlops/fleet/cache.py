@@ -6,12 +6,14 @@ data files, of the training command's files and of the files `inputs:` matches, 
 versions of Python and the packages that train and measure. Thresholds, the container and
 promotion do not enter it: changing them gates the same model again.
 
-An entry is `model/` (the bundle) plus `metrics.json`, under `<dir>/v1/<key>/`, with
+An entry is `model/` (the bundle) plus `metrics.json` and, when evaluate wrote it,
+`predictions.npz` (the champion comparison pairs with it), under `<dir>/v1/<key>/`, with
 `entry.json` listing every file's sha256. It is written in a private folder and renamed into
 place (readers see a whole entry or none), and verified on the way out: a corrupt, partial
 or foreign entry is a miss, never a crash. The cache may be shared (actions/cache restores
 what another run wrote), so an entry is read only from real files inside it: a symbolic
-link anywhere in it, or a listing naming anything but the bundle and the metrics, is a miss.
+link anywhere in it, or a listing naming anything but the bundle, the metrics and the
+predictions, is a miss.
 A cache directory that cannot be written (read only, full) costs the store, not the run.
 """
 
@@ -174,6 +176,7 @@ class RunCache:
         except (OSError, ValueError, KeyError, TypeError, MlopsError) as err:
             shutil.rmtree(run.model_dir, ignore_errors=True)
             run.metrics.unlink(missing_ok=True)
+            run.predictions.unlink(missing_ok=True)
             return Lookup(False, f"unusable entry: {err}")
         return Lookup(True, "")
 
@@ -184,6 +187,8 @@ class RunCache:
             return None
         names = [f"model/{p.name}" for p in sorted(run.model_dir.iterdir()) if p.is_file()]
         names.append("metrics.json")
+        if run.predictions.is_file():
+            names.append(run.predictions.name)
         tmp: Path | None = None
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +232,8 @@ def _listing(folder: Path) -> dict[str, str]:
     for name, digest in files.items():
         if not _restorable(name):
             raise ValueError(
-                f"entry.json names {name!r}; an entry holds only model/ and metrics.json"
+                f"entry.json names {name!r}; an entry holds only model/, metrics.json and "
+                "predictions.npz"
             )
         if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _HEX:
             raise ValueError(f"entry.json gives {name!r} no sha256 digest")
@@ -235,12 +241,14 @@ def _listing(folder: Path) -> dict[str, str]:
 
 
 def _restorable(name: object) -> bool:
-    """The metrics, or a file directly in the bundle: what a run restores from the cache."""
+    """The metrics, the predictions, or a file directly in the bundle: what a run restores
+    from the cache."""
     if not isinstance(name, str):
         return False
     parts = name.split("/")
     plain = all(p not in ("", ".", "..") and "\\" not in p for p in parts)
-    return plain and (parts == ["metrics.json"] or (len(parts) == 2 and parts[0] == "model"))
+    alone = parts in (["metrics.json"], ["predictions.npz"])
+    return plain and (alone or (len(parts) == 2 and parts[0] == "model"))
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
