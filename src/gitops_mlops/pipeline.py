@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops_mlops import bundle, data_url, image_runtime, release
+from gitops_mlops import bundle, data_url, release
 from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.datasets import Data
 from gitops_mlops.errors import BuildError, MlopsError
@@ -21,7 +21,6 @@ from gitops_mlops.gitops_repo import (
     plain_folder,
     read_base_file,
 )
-from gitops_mlops.integrations import docker
 from gitops_mlops.integrations.registry import Registry
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.records.promotion import PromotionRecord
@@ -32,9 +31,6 @@ from gitops_mlops.reporting.progress import Progress
 from gitops_mlops.rundir import DISPATCH_DIR, MLOPS_DIR, RunDir, ignored_by_git, new_run_dir
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.stages import validate
-from gitops_mlops.stages.build import BuildContext, build
-from gitops_mlops.stages.compare import CompareContext, compare
-from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
 from gitops_mlops.stages.gate import GateContext, gate
 from gitops_mlops.stages.promote import (
     Candidate,
@@ -45,9 +41,11 @@ from gitops_mlops.stages.promote import (
     push_environments,
 )
 from gitops_mlops.stages.report import ReportContext, ReportResult, report
-from gitops_mlops.stages.track import TrackContext, track
-from gitops_mlops.stages.train import TrainContext, train
 from gitops_mlops.triggers import TRIGGERS, UNTIL, Trigger
+
+# Training, evaluation, the champion comparison, tracking and the image build are imported
+# where they run: they pull in numpy, scikit-learn, MLflow and the serving runtimes, which a
+# run-cache hit with no champion (validate, restore, gate) never uses (benchmarks/fleet.py).
 
 
 @dataclass(frozen=True)
@@ -129,6 +127,9 @@ def _run(options: RunOptions, progress: Progress, writer: bundle.ModelWriter | N
         version, measured = restored
         manifest = run_dir.manifest()
     else:
+        from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
+        from gitops_mlops.stages.train import TrainContext, train
+
         with progress.stage("train"):
             trained = train(TrainContext(spec, run_dir, options.env, writer=writer))
         version, manifest = trained.version, trained.manifest
@@ -172,6 +173,8 @@ def gate_run(
     progress: Progress,
 ) -> Verdict:
     """Compare with the champion on the same rows (or its recorded metrics), then gate."""
+    from gitops_mlops.stages.compare import CompareContext, compare
+
     comparison = compare(CompareContext(spec, run_dir, champion, env, measured, data=data))
     if comparison.mode == "paired":
         took = sum(comparison.timings.values())
@@ -197,6 +200,8 @@ def track_run(
     """Log the run to MLflow when the spec asks; a server that is down only warns."""
     if spec.tracking is None:
         return
+    from gitops_mlops.stages.track import TrackContext, track
+
     context = TrackContext(spec, run_dir, env, event, measured, verdict)
     with progress.stage("track"):
         tracked = track(context)
@@ -270,6 +275,10 @@ def _image(
     if spec.container is None:
         progress.skipped("build", "the spec has no `container:` section")
         return None, "the spec has no `container:` section"
+    from gitops_mlops import image_runtime
+    from gitops_mlops.integrations import docker
+    from gitops_mlops.stages.build import BuildContext, build
+
     base = options.base_image or options.env.get("MLOPS_BASE_IMAGE") or spec.container.base_image
     strict = options.strict or running_in_actions(options.env)
     client, no_engine = docker.connect(options.env)

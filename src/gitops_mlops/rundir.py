@@ -182,12 +182,12 @@ class RunDir:
         return predictions.read(self.champion_predictions)
 
     def write_champion_predictions(self, found: PredictionSet | None) -> None:
-        from gitops_mlops.records import predictions
-
         if found is None:
             self.champion_predictions.unlink(missing_ok=True)
-        else:
-            predictions.write(self.champion_predictions, found)
+            return
+        from gitops_mlops.records import predictions
+
+        predictions.write(self.champion_predictions, found)
 
     def find_comparison(self) -> Comparison | None:
         if not self.comparison.is_file():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,3 +319,41 @@ def test_the_packages_of_allowed_modules_are_in_the_key() -> None:
         "tritonclient.http": f"tritonclient-{metadata.version('tritonclient')}",
         "no_such_module_anywhere": "absent",
     }
+
+
+def test_a_hit_does_not_import_the_training_stack(
+    primed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A hit validates, restores and gates: importing numpy, scikit-learn or the serving
+    runtimes would cost it most of its start-up (benchmarks/fleet.py)."""
+    repo, cache = primed
+    spec = str(repo / "models" / "churn" / "mlops.yaml")
+    options = ["--until", "gate", "--cache", str(cache), "--out", str(tmp_path / "run2")]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gitops_mlops", "run", spec, *options],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "train     cached" in done.stdout, done.stdout + done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "gitops_mlops.pipeline" in imported  # the timing lines are there to read
+    heavy = {m for m in imported if m.split(".")[0] in ("numpy", "sklearn", "scipy", "pandas")}
+    assert not heavy, sorted(heavy)[:5]
+
+
+def test_a_hit_compares_with_the_champion_on_the_same_rows(
+    primed: tuple[Path, Path], seeded: Path, tmp_path: Path
+) -> None:
+    """The entry keeps the test rows' predictions, so a hit's gate re-evaluates the champion
+    on those rows (paired), as the run that stored it did, and does not fall back."""
+    repo, cache = primed
+    spec = str(repo / "models" / "churn" / "mlops.yaml")
+    out = tmp_path / "run2"
+    champion = ["--champion", str(seeded / "run1")]
+    result = run_cli(
+        "run", spec, "--until", "gate", "--cache", str(cache), "--out", str(out), *champion
+    )
+    assert result.code == 0 and "train     cached" in result.out, result.out + result.err
+    assert "re-evaluated on the same" in result.out, result.out
+    assert json.loads((out / "comparison.json").read_text())["mode"] == "paired"

@@ -21,16 +21,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gitops_mlops import champion_model, comparisons, datasets, metrics
+from gitops_mlops import champion_model, datasets, metrics
 from gitops_mlops.champion_model import ChampionModel, ChampionUnavailable
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Metrics
-from gitops_mlops.records.predictions import PredictionSet
 from gitops_mlops.release import Champion
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Spec
+
+# numpy only when there is a champion to compare with: a gate without one (a first release)
+# starts in a fraction of the time, which a run-cache hit notices.
+if TYPE_CHECKING:
+    from gitops_mlops.records.predictions import PredictionSet
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def _compare(ctx: CompareContext) -> tuple[Comparison, PredictionSet | None]:
     champion = ctx.champion
     if champion is None:
         return Comparison("none", note="no champion release to compare with"), None
+    from gitops_mlops import comparisons
+
     who = f"{champion.record.environment} {champion.record.version}".strip()
     try:
         candidate = ctx.predictions or _candidate(ctx.run)
@@ -155,6 +162,7 @@ def _predict(
     import numpy as np
 
     from gitops_mlops.predictions import Predictions, labels_of
+    from gitops_mlops.records.predictions import PredictionSet
 
     model, task = fetched.model, candidate.task
     theirs = _task_of(fetched)
