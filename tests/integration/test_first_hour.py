@@ -40,9 +40,18 @@ def quick_iris(folder: Path, threshold: str = "0.85") -> Path:
     return spec
 
 
-def test_a_failed_gate_says_failed_on_its_stage_line(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One run cache for the module: quick_iris trains once, the other runs restore it
+    (thresholds, container and promotion are not in its key), so each test pays for the
+    stage it is about, not for training again."""
+    return str(tmp_path_factory.mktemp("run-cache"))
+
+
+def test_a_failed_gate_says_failed_on_its_stage_line(tmp_path: Path, cache: str) -> None:
     spec = quick_iris(tmp_path, threshold="0.999")
-    result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "run"))
+    out = str(tmp_path / "run")
+    result = run_cli("run", str(spec), "--until", "gate", "--out", out, "--cache", cache)
     assert result.code == 4, result.out + result.err
     gate_line = next(line for line in result.out.splitlines() if line.startswith("gate "))
     assert gate_line.split()[1] == "failed", gate_line
@@ -109,7 +118,7 @@ def test_the_readme_local_promotion_pastes_as_written_and_leaves_the_clone_clean
 
 
 def test_dispatch_before_the_required_environment_has_a_release_is_refused(
-    tmp_path: Path,
+    tmp_path: Path, cache: str
 ) -> None:
     spec = quick_iris(tmp_path)
     gitops = tmp_path / "gitops"
@@ -123,7 +132,10 @@ def test_dispatch_before_the_required_environment_has_a_release_is_refused(
     assert "staging has no release yet" in nothing.err
     assert "promote to staging first" in nothing.err
     run = tmp_path / "run"
-    assert run_cli("run", str(spec), "--until", "gate", "--out", str(run), env=env).code == 0
+    gated = run_cli(
+        "run", str(spec), "--until", "gate", "--out", str(run), "--cache", cache, env=env
+    )
+    assert gated.code == 0, gated.out + gated.err
     image = "localhost:5000/acme/iris-classifier@sha256:" + "0" * 64
     assert run_cli("promote", str(run), "-e", "staging", "--image", image, env=env).code == 0
     waiting = run_cli(*dispatch, "--out", str(tmp_path / "d"), env=env)
@@ -167,12 +179,22 @@ def test_no_log_file_is_committed() -> None:
 # --- a machine with only part of the image setup -------------------------------------------
 
 
-def test_a_base_image_that_cannot_be_obtained_is_a_skip_on_a_laptop(tmp_path: Path) -> None:
+def test_a_base_image_that_cannot_be_obtained_is_a_skip_on_a_laptop(
+    tmp_path: Path, cache: str
+) -> None:
     require()  # an engine: without one, that skip line is tested elsewhere
     spec = quick_iris(tmp_path)
     base = f"{UNUSED}/nowhere/python:3.11"
     result = run_cli(
-        "run", str(spec), "--out", str(tmp_path / "a"), "--base-image", base, env=laptop_env()
+        "run",
+        str(spec),
+        "--out",
+        str(tmp_path / "a"),
+        "--base-image",
+        base,
+        "--cache",
+        cache,
+        env=laptop_env(),
     )
     assert result.code == 0, result.out + result.err
     skip = next(line for line in result.out.splitlines() if line.startswith("build "))
@@ -181,27 +203,25 @@ def test_a_base_image_that_cannot_be_obtained_is_a_skip_on_a_laptop(tmp_path: Pa
     assert "build or pull it, or name another with --base-image or MLOPS_BASE_IMAGE" in skip
     for strict in (["--strict"], []):
         env = laptop_env() if strict else laptop_env(GITHUB_ACTIONS="true")
+        out = str(tmp_path / "b")
         failed = run_cli(
-            "run", str(spec), "--out", str(tmp_path / "b"), "--base-image", base, *strict, env=env
+            "run", str(spec), "--out", out, "--base-image", base, "--cache", cache, *strict, env=env
         )
         assert failed.code == 5, failed.out + failed.err
         assert f"the base image {base} is not available" in failed.err
 
 
-def test_without_a_registry_the_image_is_built_and_not_pushed(tmp_path: Path) -> None:
+def test_without_a_registry_the_image_is_built_and_not_pushed(tmp_path: Path, cache: str) -> None:
     client = require(base_image=True)
     spec = quick_iris(tmp_path)
     spec.write_text(spec.read_text().replace("localhost:5000/acme", f"{UNUSED}/acme"))
     actions = laptop_env(GITHUB_ACTIONS="true")
-    refused = run_cli(
-        "run", str(spec), "--out", str(tmp_path / "b"), "--base-image", BASE_IMAGE, env=actions
-    )
+    image_run = ["run", str(spec), "--base-image", BASE_IMAGE, "--cache", cache]
+    refused = run_cli(*image_run, "--out", str(tmp_path / "b"), env=actions)
     assert refused.code == 5, refused.out + refused.err
     assert f"cannot reach the registry {UNUSED}" in refused.err
     assert "build " not in refused.out  # refused before a minute of building
-    result = run_cli(
-        "run", str(spec), "--out", str(tmp_path / "a"), "--base-image", BASE_IMAGE, env=laptop_env()
-    )
+    result = run_cli(*image_run, "--out", str(tmp_path / "a"), env=laptop_env())
     assert result.code == 0, result.out + result.err
     lines = {line.split()[0]: line for line in result.out.splitlines() if line[:1].isalpha()}
     assert lines["build"].split()[1] == "ok"
