@@ -97,8 +97,7 @@ def publish(results: Path, env: Mapping[str, str], out: TextIO) -> int:
     print(text, file=out)
     if running_in_actions(env):
         append_summary(env, text)
-        if env.get("GITHUB_OUTPUT"):
-            write_outputs(env["GITHUB_OUTPUT"], {"models": output(models)})
+        write_outputs(env, {"models": output(models)})
     return 0
 
 

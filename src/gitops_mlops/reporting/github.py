@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
+from pathlib import Path
 
 
 def running_in_actions(env: Mapping[str, str]) -> bool:
@@ -42,11 +44,12 @@ def endgroup() -> str:
     return "::endgroup::"
 
 
-def write_outputs(path: str, values: Mapping[str, str]) -> None:
-    """Append step outputs to the GITHUB_OUTPUT file, each in a heredoc block."""
-    import secrets
-    from pathlib import Path
-
+def write_outputs(env: Mapping[str, str], values: Mapping[str, str]) -> None:
+    """Append step outputs to the GITHUB_OUTPUT file, when there is one, each in a heredoc
+    block: the one writer of step outputs (the report stage, the fleet summary)."""
+    path = env.get("GITHUB_OUTPUT")
+    if not path:
+        return
     with Path(path).open("a", encoding="utf-8") as handle:
         for key, value in values.items():
             # A random delimiter: no value, whatever it holds, can end the block early.
@@ -56,8 +59,6 @@ def write_outputs(path: str, values: Mapping[str, str]) -> None:
 
 def append_summary(env: Mapping[str, str], text: str) -> None:
     """Add markdown to the job summary (GITHUB_STEP_SUMMARY), when there is one."""
-    from pathlib import Path
-
     summary = env.get("GITHUB_STEP_SUMMARY")
     if summary:
         with Path(summary).open("a", encoding="utf-8") as handle:

@@ -9,7 +9,6 @@ Elsewhere: the report on standard output.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,12 @@ from typing import Any
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.github import BODY_LIMIT, GitHub, fit
-from gitops_mlops.reporting.github import annotation, running_in_actions
+from gitops_mlops.reporting.github import (
+    annotation,
+    append_summary,
+    running_in_actions,
+    write_outputs,
+)
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.triggers import TRIGGERS
@@ -72,14 +76,6 @@ def _annotations(ctx: ReportContext) -> list[str]:
     return lines
 
 
-def _write_outputs(path: str, values: Mapping[str, str]) -> None:
-    with Path(path).open("a", encoding="utf-8") as handle:
-        for key, value in values.items():
-            # A random delimiter: no value, whatever it holds, can end the block early.
-            delimiter = f"mlops_{secrets.token_hex(8)}"
-            handle.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
-
-
 def _pull_request_number(env: Mapping[str, str]) -> int | None:
     path = env.get("GITHUB_EVENT_PATH")
     if not path or not Path(path).is_file():
@@ -124,11 +120,7 @@ def report(ctx: ReportContext) -> ReportResult:
         comment, warnings = _sticky(ctx, text)
     notes: list[str] = []
     if running_in_actions(ctx.env):
-        summary = ctx.env.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with Path(summary).open("a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        if ctx.env.get("GITHUB_OUTPUT"):
-            _write_outputs(ctx.env["GITHUB_OUTPUT"], values)
+        append_summary(ctx.env, text)
+        write_outputs(ctx.env, values)
         notes = _annotations(ctx)
     return ReportResult(values, notes, comment, warnings, text)
