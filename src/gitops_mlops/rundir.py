@@ -12,6 +12,7 @@ champion-predictions.npz   the champion's, of the same rows     records.predicti
 comparison.json       candidate vs champion, metric by metric   records.comparison.Comparison
 verdict.json          the gate's rows                           records.verdict.Verdict
 report.md             the human report
+report.html           the same, self-contained, with plots       reporting/html.py
 image/                the build contexts (packages, model-image)
 build.json            the image built and pushed                records.build.BuildRecord
 promotion.json        the latest promotion                      records.promotion.PromotionRecord
@@ -120,6 +121,10 @@ class RunDir:
         return self.root / "report.md"
 
     @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
     def run_json(self) -> Path:
         return self.root / "run.json"
 
@@ -211,6 +216,9 @@ class RunDir:
 
     def write_report(self, text: str) -> None:
         write_text(self.report, text)
+
+    def write_report_html(self, page: str) -> None:
+        write_text(self.report_html, page)
 
     def find_build(self) -> BuildRecord | None:
         if not self.build_json.is_file():

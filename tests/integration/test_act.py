@@ -198,6 +198,10 @@ def test_pull_request_reports_and_gates(checkout: Path, github: FakeGitHub, tmp_
     assert jobs == {"plan": "success", "model": "success", "summary": "success"}, jobs
     comments = github.comments[SOURCE]
     assert len(comments) == 1 and "passed the gate" in comments[0].body
+    # report.html is uploaded as an artifact, and the comment links the run's artifacts.
+    page = tmp_path / "store" / "artifacts" / "mlops-report-iris-classifier" / "report.html"
+    assert page.is_file() and "passed the gate" in page.read_text(encoding="utf-8")
+    assert "[mlops-report-iris-classifier](" in comments[0].body
     assert re.search(r"set-output:: model-version=[0-9a-f]{12}", log), log[-2000:]
     assert "set-output:: verdict=passed" in log
     code, jobs, log = run_act(checkout, repo, github, "pull_request", pr_event(), tmp_path)

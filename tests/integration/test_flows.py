@@ -62,6 +62,7 @@ def test_pull_request_posts_one_sticky_comment_then_updates_it(
 ) -> None:
     number = open_source_pull(github)
     env = actions_env(github, tmp_path, "pull_request", number)
+    env["MLOPS_REPORT_ARTIFACT"] = "mlops-report-iris-classifier"  # as the workflow sets it
     first = run_cli("run", str(project / "mlops.yaml"), "--out", str(tmp_path / "a"), env=env)
     assert first.code == 0, first.out + first.err
     assert "::add-mask::" in first.out
@@ -70,6 +71,10 @@ def test_pull_request_posts_one_sticky_comment_then_updates_it(
     comments = github.comments[SOURCE]
     assert len(comments) == 1 and "passed the gate" in comments[0].body
     assert comments[0].body.startswith("<!-- gitops-mlops:report model=iris-classifier -->")
+    # The comment and the job summary link the artifact the workflow uploads report.html as.
+    link = f"[mlops-report-iris-classifier]({github.url}/{SOURCE}/actions/runs/4242#artifacts)"
+    assert link in comments[0].body and link in (tmp_path / "summary").read_text()
+    assert (tmp_path / "a" / "report.html").is_file()
     second = run_cli("run", str(project / "mlops.yaml"), "--out", str(tmp_path / "b"), env=env)
     assert second.code == 0
     assert "updated the report on pull request #7" in second.out

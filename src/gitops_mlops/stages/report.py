@@ -3,12 +3,15 @@
 Under GitHub Actions: the job summary, step outputs (`model-version`, `verdict`,
 `image-digest`, `pr-url`) and an error annotation on the spec line of each failed threshold.
 On a pull_request event: one sticky comment per model, created once and then edited in place.
-Elsewhere: the report on standard output.
+Elsewhere: the report on standard output. Everywhere: `report.html` in the run directory, the
+same report with plots in one self-contained page (reporting/html.py); the reusable workflow
+uploads it as the artifact `MLOPS_REPORT_ARTIFACT` names, and the comment links to it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.triggers import TRIGGERS
 
+_ARTIFACT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
 
 @dataclass(frozen=True)
 class ReportContext:
@@ -44,6 +49,7 @@ class ReportResult:
     comment: dict[str, Any] | None  # {"id", "created"} when a sticky comment was written
     warnings: list[str]
     text: str  # the report itself
+    html: Path | None = None  # report.html, when the run has metrics to show
 
 
 def comment_marker(spec: Spec) -> str:
@@ -111,8 +117,41 @@ def _sticky(ctx: ReportContext, text: str) -> tuple[dict[str, Any] | None, list[
     }, []
 
 
+def write_html(spec: Spec, run: RunDir) -> Path | None:
+    """report.html from the run's records; None when the run has no metrics yet."""
+    if not run.metrics.is_file():
+        return None
+    from gitops_mlops.reporting import html
+
+    manifest = read_json(run.manifest_file, "manifest.json") if run.manifest_file.is_file() else {}
+    build = run.find_build()
+    page = html.Page(
+        spec,
+        run.read_metrics(),
+        run.find_verdict(),
+        manifest if isinstance(manifest, dict) else {},
+        image=(build.pinned or "") if build else "",
+    )
+    run.write_report_html(html.render(page))
+    return run.report_html
+
+
+def html_link(env: Mapping[str, str]) -> str:
+    """Where the workflow run keeps report.html (the artifact MLOPS_REPORT_ARTIFACT), or ""."""
+    artifact = env.get("MLOPS_REPORT_ARTIFACT")
+    server, repository = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    run_id = env.get("GITHUB_RUN_ID")
+    if not (artifact and server and repository and run_id and run_id.isdigit()):
+        return ""
+    if not _ARTIFACT_NAME.fullmatch(artifact):  # it goes into Markdown: plain names only
+        return ""
+    url = f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}#artifacts"
+    return f"\n📊 Plots and the full report: `report.html` in the artifact [{artifact}]({url}).\n"
+
+
 def report(ctx: ReportContext) -> ReportResult:
-    text = ctx.run.read_report()
+    page = write_html(ctx.spec, ctx.run)
+    text = ctx.run.read_report() + html_link(ctx.env)
     values = outputs(ctx.run)
     comment: dict[str, Any] | None = None
     warnings: list[str] = []
@@ -123,4 +162,4 @@ def report(ctx: ReportContext) -> ReportResult:
         append_summary(ctx.env, text)
         write_outputs(ctx.env, values)
         notes = _annotations(ctx)
-    return ReportResult(values, notes, comment, warnings, text)
+    return ReportResult(values, notes, comment, warnings, text, page)
