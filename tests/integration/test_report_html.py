@@ -12,12 +12,15 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gitops_mlops import curves
 from gitops_mlops.predictions import Predictions
+from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics
 from gitops_mlops.records.verdict import ChampionRef, GateRow, Verdict
 from gitops_mlops.reporting import html
@@ -108,11 +111,14 @@ def test_report_html_opens_offline_in_chromium(
     seen = browser.visit(hostile_run / "report.html")
     assert seen.problems == [] and seen.requests == []
     assert seen.facts["scripts"] == 0
-    assert seen.facts["svgs"] >= 2  # the forest plots of every row and of the slice
+    assert seen.facts["svgs"] == 4  # forest plots (every row, the slice), confusion, curves
     assert seen.facts["title"] == "hostile " + seen.facts["title"].split()[-1]
     text = seen.facts["text"]
     assert HOSTILE_DESCRIPTION in text and HOSTILE_COLUMN in text  # shown, as text
-    assert "Slice positive-column" in " ".join(seen.facts["sections"])
+    sections = " ".join(seen.facts["sections"])
+    assert "Slice positive-column" in sections and "Confusion matrix" in sections
+    assert "ROC, precision-recall and calibration" in sections
+    assert all(label in text for label in HOSTILE_LABELS)  # the confusion table's classes
     assert chromium.ink(seen.screenshot) > 0.02
 
 
@@ -180,8 +186,10 @@ def _spec(task: str, tmp_path: Path) -> Spec:
     return load(folder / "mlops.yaml")
 
 
-def _binary_predictions() -> Predictions:
+def _binary_predictions() -> tuple[Predictions, Predictions]:
+    """A candidate and a weaker champion, on the same test rows."""
     from sklearn.datasets import load_breast_cancer
+    from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
@@ -189,10 +197,18 @@ def _binary_predictions() -> Predictions:
 
     x, y = load_breast_cancer(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=0)
-    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(x_train, y_train)
-    return Predictions.classification(
-        y_test, model.predict(x_test), model.predict_proba(x_test), model.classes_
-    )
+    found = []
+    for model in (
+        make_pipeline(StandardScaler(), LogisticRegression()),
+        DummyClassifier(strategy="stratified", random_state=0),
+    ):
+        model.fit(x_train, y_train)
+        found.append(
+            Predictions.classification(
+                y_test, model.predict(x_test), model.predict_proba(x_test), model.classes_
+            )
+        )
+    return found[0], found[1]
 
 
 def _regression_predictions() -> Predictions:
@@ -219,26 +235,48 @@ VERDICT = Verdict(
     ),
     champion=ChampionRef("production", "0123456789ab"),
 )
+PAIRED = Comparison(
+    mode="paired",
+    champion="production 0123456789ab",
+    source="registry.example/acme/model@sha256:00",
+    level=0.95,
+    n_rows=143,
+    rows=(
+        Delta("accuracy", None, 0.95, 0.62, 0.33, 0.25, 0.41, "wilson", "better"),
+        Delta("accuracy", "large", 0.9, 0.6, 0.3, 0.1, 0.5, "bootstrap", "better"),
+    ),
+)
+
+
+def test_gate_rows_give_the_champion_when_there_is_no_comparison(tmp_path: Path) -> None:
+    page = html.Page(_spec("classification", tmp_path), MEASURED, VERDICT, {})
+    text = html.render(page)
+    assert "its recorded metrics, measured on its own test rows" in text
+    # The champion's recorded value from the gate row: Δ = 0.95 - 0.97, no interval.
+    assert "<td class='n'>0.97</td><td class='n'>-0.02</td><td class='n'>—</td>" in text
 
 
 def test_binary_page_has_every_plot_and_opens_cleanly(
     tmp_path: Path, browser: chromium.Chromium
 ) -> None:
+    ours, theirs = _binary_predictions()
     page = html.Page(
         _spec("classification", tmp_path),
-        MEASURED,
+        replace(MEASURED, curves=curves.summarise(ours, "classification"), positive_label=1),
         VERDICT,
         {"model_version": "abc"},
-        _binary_predictions(),
+        comparison=PAIRED,
+        champion_curves=curves.summarise(theirs, "classification"),
     )
     text = html.render(page)
     assert text == html.render(page)  # the same records give the same bytes
     assert text.count("<svg") == 4  # forest (rows), forest (slice), confusion, curves
-    for part in ("Confusion matrix", "ROC (area", "Precision-recall (AP", "Calibration"):
-        assert part in text
+    for part in ("Confusion matrix", "positive class: 1", ">ROC<", "Calibration", "champion ("):
+        assert part in text, part
     assert "<image" not in text  # vector only: nothing rasterised
-    # The champion's recorded value from the gate row: Δ = 0.95 - 0.97.
-    assert "<td class='n'>-0.02</td>" in text
+    assert "re-evaluated on the same 143 test rows" in text
+    # Δ and its paired interval and verdict, from comparison.json.
+    assert "<td class='n'>0.33</td><td class='n'>[0.25, 0.41]</td><td>better</td>" in text
     (tmp_path / "binary.html").write_text(text, encoding="utf-8")
     seen = browser.visit(tmp_path / "binary.html")
     assert seen.problems == [] and seen.requests == [] and seen.facts["svgs"] == 4
@@ -246,28 +284,29 @@ def test_binary_page_has_every_plot_and_opens_cleanly(
 
 
 def test_regression_page_shows_residuals(tmp_path: Path) -> None:
-    measured = Metrics({"r2": Estimate(0.4, 0.3, 0.5, "bootstrap")}, n_test=111)
-    page = html.Page(_spec("regression", tmp_path), measured, None, {}, _regression_predictions())
-    text = html.render(page)
+    rows = _regression_predictions()
+    measured = Metrics(
+        {"r2": Estimate(0.4, 0.3, 0.5, "bootstrap")},
+        n_test=111,
+        curves=curves.summarise(rows, "regression"),
+    )
+    spec = _spec("regression", tmp_path)
+    text = html.render(html.Page(spec, measured, None, {}, predictions=rows))
     assert "<h2>Residuals</h2>" in text and text.count("<svg") == 2
     assert "Predicted against true" in text and "Confusion" not in text
+    alone = html.render(html.Page(spec, measured, None, {}))  # no predictions.npz
+    assert "<h2>Residuals</h2>" in alone and "Predicted against true" not in alone
 
 
 def test_many_rows_stay_small(tmp_path: Path) -> None:
-    """Many test rows: curves are thinned and scatter plots sampled, so the page does not
-    grow with the rows."""
+    """The scatter plot samples rows, so the page does not grow with the test set."""
     rng = np.random.default_rng(1)
-    n = 200_000
-    truth = rng.integers(0, 2, n)
-    scores = np.clip(truth * 0.3 + rng.random(n) * 0.7, 0, 1)
-    proba = np.column_stack([1 - scores, scores])
-    binary = Predictions.classification(truth, (scores > 0.5).astype(int), proba, [0, 1])
-    regression = Predictions.regression(rng.normal(size=n), rng.normal(size=n))
-    spec = _spec("classification", tmp_path)
-    for found in (binary, regression):
-        task = spec if found is binary else _spec("regression", tmp_path)
-        text = html.render(html.Page(task, MEASURED, None, {}, found))
-        assert len(text) < 1_500_000, len(text)
+    rows = Predictions.regression(rng.normal(size=200_000), rng.normal(size=200_000))
+    measured = Metrics({"r2": Estimate(0.0)}, curves=curves.summarise(rows, "regression"))
+    text = html.render(
+        html.Page(_spec("regression", tmp_path), measured, None, {}, predictions=rows)
+    )
+    assert "2000 of 200000 rows" in text and len(text) < 600_000, len(text)
 
 
 def test_without_matplotlib_the_tables_stay_and_the_plots_say_why(tmp_path: Path) -> None:

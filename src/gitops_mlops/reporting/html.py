@@ -9,10 +9,12 @@ workflow artifact and open from there. Every value from the spec, the data or a 
 inside the SVG, matplotlib's writer escapes it.
 
 Sections: the verdict; per table (every test row, then each slice) the metrics with their
-intervals and, where known, the champion's value and Δ = candidate - champion, as a table and
-a forest plot; the confusion matrix (classifiers); ROC, precision-recall and calibration
-curves (binary classifiers with probabilities); residuals (regression); the gate; the
-provenance. Without matplotlib every table is still there and each plot says why it is not.
+intervals and, where known, the champion's value and Δ = candidate - champion (from
+comparison.json, else the gate rows), as a table and a forest plot; then what evaluation
+summarised of the predictions (metrics.json's `curves`, the champion's beside them when it
+predicted the same rows): residuals (regression), the confusion matrix (classifiers), ROC,
+precision-recall and calibration curves (binary classifiers with probabilities); the gate;
+the provenance. Without matplotlib every table is still there and each plot says why not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from gitops_mlops.records.comparison import Comparison
+from gitops_mlops.records.curves import Curves
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.reporting import plots
@@ -51,8 +55,6 @@ class Champion:
     """What is known of the champion for one metric on one set of rows."""
 
     value: float | None
-    low: float | None = None
-    high: float | None = None
     delta: float | None = None  # candidate - champion
     delta_low: float | None = None
     delta_high: float | None = None
@@ -64,13 +66,12 @@ class Page:
     """The typed records the page is made from (the report stage reads them from the run)."""
 
     spec: Spec
-    metrics: Metrics
+    metrics: Metrics  # with `curves`, what evaluation summarised of the predictions
     verdict: Verdict | None
     manifest: Mapping[str, Any]  # the model bundle's manifest: version, digests, commit
-    predictions: Predictions | None = None  # the candidate's, of the test rows
-    # (slice or None, metric) -> the champion's side, from the comparison or the gate rows
-    champion: Mapping[tuple[str | None, str], Champion] | None = None
-    compared: str = ""  # how the champion was compared, in words
+    comparison: Comparison | None = None  # the champion, metric by metric
+    champion_curves: Curves | None = None  # the champion's curves on the same rows
+    predictions: Predictions | None = None  # the candidate's rows (regression's scatter plot)
     image: str = ""  # the serving image pushed, by digest
 
 
@@ -80,7 +81,7 @@ def render(page: Page) -> str:
     version = str(page.manifest.get("model_version", "")) or "candidate"
     title = f"{spec.metadata.name} {version}"
     level = f"{measured.confidence.level:.0%}" if measured.confidence else "no"
-    champion = page.champion if page.champion is not None else from_gate(page.verdict)
+    champion = _champion(page)
     body = [*_heading(page, title, level)]
     figures = _Figures()
     tables: list[tuple[str | None, MetricTable]] = [(None, measured.metrics)]
@@ -109,13 +110,28 @@ def render(page: Page) -> str:
     )
 
 
-def from_gate(verdict: Verdict | None) -> dict[tuple[str | None, str], Champion]:
-    """The champion's recorded values that the gate rows hold (no interval, no pairing)."""
-    found: dict[tuple[str | None, str], Champion] = {}
-    for row in verdict.rows if verdict else ():
-        if row.champion is not None:
-            found[(row.slice, row.metric)] = Champion(row.champion)
-    return found
+def _champion(page: Page) -> dict[tuple[str | None, str], Champion]:
+    """(slice, metric) -> the champion's side: from the comparison when there is one (Δ with
+    its interval and a verdict when both models predicted rows), else from the gate rows."""
+    comparison = page.comparison
+    if comparison is None or comparison.mode == "none":
+        verdict = page.verdict
+        return {
+            (row.slice, row.metric): Champion(row.champion)
+            for row in (verdict.rows if verdict else ())
+            if row.champion is not None
+        }
+    resampled = comparison.mode in ("paired", "unpaired")
+    return {
+        (row.slice, row.metric): Champion(
+            row.champion,
+            delta=row.delta,
+            delta_low=row.ci_low,
+            delta_high=row.ci_high,
+            verdict=row.verdict if resampled else None,
+        )
+        for row in comparison.rows
+    }
 
 
 class _Figures:
@@ -143,21 +159,31 @@ def _heading(page: Page, title: str, level: str) -> list[str]:
     lines = [f"<h1>{_e(title)}: {state}</h1>"]
     if page.spec.metadata.description:
         lines.append(f"<p>{_e(page.spec.metadata.description)}</p>")
-    if page.compared:
-        lines.append(f"<p>{_e(page.compared)}</p>")
-    elif verdict is not None and verdict.champion is not None:
-        who = f"{verdict.champion.environment} {verdict.champion.version}"
-        lines.append(
-            f"<p>Compared with {_e(who)}: its recorded metrics, measured on its own test rows.</p>"
-        )
-    else:
-        lines.append("<p>No champion release to compare with.</p>")
+    lines.append(f"<p>{_e(_compared(page))}</p>")
     n = page.metrics.n_test
     lines.append(
         f"<p class='note'>Test rows: {'—' if n is None else n}. Intervals: {_e(level)}"
         " confidence. Δ = candidate - champion.</p>"
     )
     return lines
+
+
+def _compared(page: Page) -> str:
+    comparison, verdict = page.comparison, page.verdict
+    if comparison is not None and comparison.mode != "none":
+        who = comparison.champion + (f" ({comparison.source})" if comparison.source else "")
+        if comparison.mode == "paired":
+            return (
+                f"Compared with {who}: its model re-evaluated on the same {comparison.n_rows} "
+                "test rows; Δ intervals resample both models on the same rows."
+            )
+        if comparison.mode == "unpaired":
+            return f"Compared with {who} on other rows: Δ intervals are unpaired."
+        return f"Compared with {who}: its recorded metrics, not on these rows ({comparison.note})."
+    if verdict is not None and verdict.champion is not None:
+        who = f"{verdict.champion.environment} {verdict.champion.version}"
+        return f"Compared with {who}: its recorded metrics, measured on its own test rows."
+    return "No champion release to compare with."
 
 
 def _metric_table(
@@ -201,8 +227,6 @@ def _forest_rows(
                 entry.ci_low,
                 entry.ci_high,
                 theirs.value,
-                theirs.low,
-                theirs.high,
                 theirs.delta,
                 theirs.delta_low,
                 theirs.delta_high,
@@ -225,27 +249,26 @@ def _theirs(
 
 
 def _prediction_sections(page: Page, figures: _Figures) -> list[str]:
-    p = page.predictions
-    if p is None:
+    """What evaluation summarised of the predictions (metrics.json's `curves`)."""
+    found, theirs = page.metrics.curves, page.champion_curves
+    if found is None:
         return []
-    if page.spec.task == "regression":
-        return ["<h2>Residuals</h2>", figures.draw(plots.residuals, p)]
-    labels, counts = _confusion(p)
-    sections = ["<h2>Confusion matrix</h2>", _confusion_table(labels, counts)]
-    sections.append(figures.draw(plots.confusion, labels, counts))
-    if _binary(p):
-        positive = _e(p.positive_label)
-        sections.append(f"<h2>ROC, precision-recall and calibration (positive: {positive})</h2>")
-        sections.append(figures.draw(plots.binary_curves, p))
+    sections = []
+    if found.residuals is not None:
+        held = theirs.residuals if theirs is not None else None
+        sections += ["<h2>Residuals</h2>"]
+        sections.append(figures.draw(plots.residuals, found.residuals, held, page.predictions))
+    if found.confusion is not None:
+        labels = [str(label) for label in found.confusion.labels]
+        counts = found.confusion.counts
+        sections += ["<h2>Confusion matrix</h2>", _confusion_table(labels, counts)]
+        sections.append(figures.draw(plots.confusion, labels, counts))
+    if found.roc is not None or found.precision_recall is not None:
+        positive = page.metrics.positive_label
+        named = "" if positive is None else f" (positive class: {_e(positive)})"
+        sections.append(f"<h2>ROC, precision-recall and calibration{named}</h2>")
+        sections.append(figures.draw(plots.binary_curves, found, theirs))
     return sections
-
-
-def _confusion(p: Predictions) -> tuple[list[str], list[list[int]]]:
-    import numpy as np
-
-    k = len(p.labels)
-    cells = np.bincount(p.true_index * k + p.pred_index, minlength=k * k)
-    return [str(label) for label in p.labels], cells.reshape(k, k).tolist()
 
 
 def _confusion_table(labels: Sequence[str], counts: Sequence[Sequence[int]]) -> str:
@@ -257,16 +280,6 @@ def _confusion_table(labels: Sequence[str], counts: Sequence[Sequence[int]]) -> 
         for label, row in zip(labels, counts, strict=True)
     ]
     return f"<table>{head}</tr>{''.join(rows)}</table>"
-
-
-def _binary(p: Predictions) -> bool:
-    """Two classes, probabilities, and both classes among the true labels (else no curve)."""
-    return (
-        p.proba is not None
-        and len(p.model_classes) == 2
-        and p.positive is not None
-        and len(p.classes_present) == 2
-    )
 
 
 def _gate_table(verdict: Verdict | None) -> str:

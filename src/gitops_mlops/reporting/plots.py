@@ -7,6 +7,9 @@ parsing is off, so a `$` in a class name is a dollar sign, not a formula. Each f
 get a prefix, so several figures live in one page without clashing, and the output does not
 depend on the time or a random salt: the same run gives the same bytes.
 
+Curves and histograms come bounded from the records (`records.curves`); a scatter plot
+samples at most MAX_SCATTER rows, so the page does not grow with the test set.
+
 matplotlib is imported when a plot is drawn, never at import: `mlops validate` and the
 stages before the report do not pay for it. `available()` says whether it is installed.
 """
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gitops_mlops.predictions import Predictions
+    from gitops_mlops.records.curves import Curves, Histogram
 
 CANDIDATE, CHAMPION, DELTA, GUIDE = "#4c78a8", "#9a9a9a", "#f58518", "#888888"
 RC: dict[Any, Any] = {  # keys are rcParams names
@@ -38,7 +42,6 @@ RC: dict[Any, Any] = {  # keys are rcParams names
 # Metadata keys set to None are left out: no date, no creator line.
 METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 LABEL_CHARS = 28  # longer names are cut in plots (the tables beside them show them whole)
-MAX_POINTS = 400  # points per curve: enough for the eye, and the file stays small
 MAX_SCATTER = 2000  # rows in a scatter plot (all rows go into the histograms)
 ANNOTATED_CLASSES = 20  # a confusion matrix with more classes has no count in each cell
 _REFERENCE = re.compile(r'(\bid="|href="#|url\(#)')
@@ -64,8 +67,6 @@ class ForestRow:
     low: float | None = None
     high: float | None = None
     champion: float | None = None
-    champion_low: float | None = None
-    champion_high: float | None = None
     delta: float | None = None  # candidate - champion
     delta_low: float | None = None
     delta_high: float | None = None
@@ -108,7 +109,7 @@ def forest(rows: Sequence[ForestRow], level: str) -> Any:
         left = axes[i][0]
         _interval(left, row.value, row.low, row.high, 0.0, CANDIDATE)
         if row.champion is not None:
-            _interval(left, row.champion, row.champion_low, row.champion_high, -0.45, CHAMPION)
+            _interval(left, row.champion, None, None, -0.45, CHAMPION)
         left.set_ylim(-0.8, 0.4)
         left.set_yticks([])
         left.set_ylabel(short(row.label), rotation=0, ha="right", va="center")
@@ -163,93 +164,63 @@ def confusion(labels: Sequence[str], counts: Sequence[Sequence[int]]) -> Any:
     return figure
 
 
-def binary_curves(p: Predictions) -> Any:
-    """ROC, precision-recall and calibration of the positive class."""
-    import numpy as np
-    from sklearn.metrics import (
-        average_precision_score,
-        precision_recall_curve,
-        roc_auc_score,
-        roc_curve,
-    )
-
-    truth, scores = p.is_positive, p.positive_scores
+def binary_curves(ours: Curves, theirs: Curves | None) -> Any:
+    """ROC, precision-recall and calibration of the positive class, as evaluation recorded
+    them (`records.curves`), the champion's on the same rows beside the candidate's."""
     figure = _figure(11.5, 3.8)
     roc_axis, pr_axis, cal_axis = figure.subplots(1, 3)
-    fpr, tpr, _ = roc_curve(truth, scores)
-    fpr, tpr = _thin(fpr, tpr)
-    roc_axis.plot(fpr, tpr, color=CANDIDATE, drawstyle="steps-post")
-    roc_axis.plot([0, 1], [0, 1], linestyle=":", color=GUIDE)
-    roc_axis.set_title(f"ROC (area {roc_auc_score(truth, scores):.3f})")
-    roc_axis.set_xlabel("false positive rate")
-    roc_axis.set_ylabel("true positive rate")
-    precision, recall, _ = precision_recall_curve(truth, scores)
-    recall, precision = _thin(recall[::-1], precision[::-1])
-    pr_axis.plot(recall, precision, color=CANDIDATE, drawstyle="steps-pre")
-    pr_axis.axhline(float(np.mean(truth)), linestyle=":", color=GUIDE)
-    pr_axis.set_title(f"Precision-recall (AP {average_precision_score(truth, scores):.3f})")
-    pr_axis.set_xlabel("recall")
-    pr_axis.set_ylabel("precision")
-    mean_score, share = _calibration(truth, scores)
-    cal_axis.plot([0, 1], [0, 1], linestyle=":", color=GUIDE)
-    cal_axis.plot(mean_score, share, marker="o", color=CANDIDATE)
-    cal_axis.set_title("Calibration (10 bins)")
-    cal_axis.set_xlabel("mean predicted probability")
-    cal_axis.set_ylabel("share of positives")
-    for axis in (roc_axis, pr_axis, cal_axis):
+    panels = (
+        (roc_axis, "roc", "ROC", "false positive rate", "true positive rate"),
+        (pr_axis, "precision_recall", "Precision-recall", "recall", "precision"),
+        (cal_axis, "calibration", "Calibration", "mean predicted probability", "share positive"),
+    )
+    for axis, key, title, x_label, y_label in panels:
+        for who, found, colour in (("candidate", ours, CANDIDATE), ("champion", theirs, CHAMPION)):
+            curve = getattr(found, key) if found is not None else None
+            if curve is None:
+                continue
+            area = "" if curve.area is None else f" ({curve.area:.3f})"
+            style = {"marker": "o", "markersize": 3} if key == "calibration" else {}
+            axis.plot(curve.x, curve.y, color=colour, label=who + area, **style)
+        if key != "precision_recall":
+            axis.plot([0, 1], [0, 1], linestyle=":", color=GUIDE)
+        axis.set_title(title)
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(y_label)
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1.02)
+        axis.legend(loc="lower left" if key == "precision_recall" else "lower right")
     return figure
 
 
-def _thin(x: Any, y: Any) -> tuple[Any, Any]:
-    """At most MAX_POINTS points, evenly spaced along the curve, both ends kept."""
-    if len(x) <= MAX_POINTS:
-        return x, y
+def residuals(ours: Histogram, theirs: Histogram | None, rows: Predictions | None) -> Any:
+    """The residuals' histogram (as evaluation recorded it; the champion's outlined) and,
+    when the run kept its predictions, predicted against true for a sample of rows."""
     import numpy as np
 
-    keep = np.unique(np.linspace(0, len(x) - 1, MAX_POINTS).round().astype(int))
-    return x[keep], y[keep]
-
-
-def _calibration(truth: Any, scores: Any, bins: int = 10) -> tuple[Any, Any]:
-    """Mean predicted probability and observed share of positives per non-empty bin."""
-    import numpy as np
-
-    which = np.clip((scores * bins).astype(int), 0, bins - 1)
-    rows = np.bincount(which, minlength=bins)
-    held = rows > 0
-    mean_score = np.bincount(which, weights=scores, minlength=bins)[held] / rows[held]
-    share = np.bincount(which, weights=truth.astype(float), minlength=bins)[held] / rows[held]
-    return mean_score, share
-
-
-def residuals(p: Predictions) -> Any:
-    """The residuals' histogram (every row) and predicted against true (a sample of rows)."""
-    import numpy as np
-
-    y_true, y_pred = p.y_true.astype(float), p.y_pred.astype(float)
-    errors = y_pred - y_true
-    figure = _figure(11.0, 3.8)
-    left, middle, right = figure.subplots(1, 3)
-    left.hist(errors, bins=30, color=CANDIDATE)
+    figure = _figure(11.0 if rows is not None else 6.0, 3.8)
+    axes = figure.subplots(1, 2 if rows is not None else 1, squeeze=False)[0]
+    left = axes[0]
+    left.stairs(ours.counts, ours.edges, fill=True, color=CANDIDATE, label="candidate")
+    if theirs is not None:
+        left.stairs(theirs.counts, theirs.edges, color="#333333", label="champion")
+        left.legend()
     left.axvline(0.0, color=GUIDE, linewidth=0.8)
-    left.set_title("Residuals (predicted - true)")
+    left.set_title("Residuals (true - predicted; tails in the end bins)")
     left.set_xlabel("residual")
     left.set_ylabel("rows")
+    if rows is None:
+        return figure
+    y_true, y_pred = rows.y_true.astype(float), rows.y_pred.astype(float)
     sample = np.arange(y_true.size)
     if y_true.size > MAX_SCATTER:  # the same rows every time: a fixed seed
         sample = np.sort(np.random.default_rng(0).choice(y_true.size, MAX_SCATTER, replace=False))
     note = "" if sample.size == y_true.size else f" ({sample.size} of {y_true.size} rows)"
-    middle.scatter(y_true[sample], y_pred[sample], s=6, color=CANDIDATE, alpha=0.6)
+    right = axes[1]
+    right.scatter(y_true[sample], y_pred[sample], s=6, color=CANDIDATE, alpha=0.6)
     ends = [float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))]
-    middle.plot(ends, ends, linestyle=":", color=GUIDE)
-    middle.set_title("Predicted against true" + note)
-    middle.set_xlabel("true")
-    middle.set_ylabel("predicted")
-    right.scatter(y_pred[sample], errors[sample], s=6, color=CANDIDATE, alpha=0.6)
-    right.axhline(0.0, color=GUIDE, linewidth=0.8)
-    right.set_title("Residual against predicted" + note)
-    right.set_xlabel("predicted")
-    right.set_ylabel("residual")
+    right.plot(ends, ends, linestyle=":", color=GUIDE)
+    right.set_title("Predicted against true" + note)
+    right.set_xlabel("true")
+    right.set_ylabel("predicted")
     return figure

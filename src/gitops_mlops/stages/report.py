@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
@@ -29,6 +29,10 @@ from gitops_mlops.reporting.github import (
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.triggers import TRIGGERS
+
+if TYPE_CHECKING:  # numpy is imported only where the predictions are read
+    from gitops_mlops.predictions import Predictions
+    from gitops_mlops.records.curves import Curves
 
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
@@ -130,10 +134,29 @@ def write_html(spec: Spec, run: RunDir) -> Path | None:
         run.read_metrics(),
         run.find_verdict(),
         manifest if isinstance(manifest, dict) else {},
+        comparison=run.find_comparison(),
+        champion_curves=_champion_curves(spec, run),
+        # The scatter plot of predicted against true needs the rows (regression only).
+        predictions=_rows(run) if spec.task == "regression" else None,
         image=(build.pinned or "") if build else "",
     )
     run.write_report_html(html.render(page))
     return run.report_html
+
+
+def _champion_curves(spec: Spec, run: RunDir) -> Curves | None:
+    """The champion's curves, when its model predicted this run's test rows."""
+    found = run.find_champion_predictions()
+    if found is None:
+        return None
+    from gitops_mlops import curves
+
+    return curves.summarise(found.predictions, spec.task)
+
+
+def _rows(run: RunDir) -> Predictions | None:
+    found = run.find_predictions()
+    return None if found is None else found.predictions
 
 
 def html_link(env: Mapping[str, str]) -> str:
@@ -150,13 +173,18 @@ def html_link(env: Mapping[str, str]) -> str:
 
 
 def report(ctx: ReportContext) -> ReportResult:
-    page = write_html(ctx.spec, ctx.run)
-    text = ctx.run.read_report() + html_link(ctx.env)
+    warnings: list[str] = []
+    try:
+        page = write_html(ctx.spec, ctx.run)
+    except MlopsError as err:  # a damaged record: the comment and summary still go out
+        page = None
+        warnings.append(f"report.html not written: {err}")
+    text = ctx.run.read_report() + (html_link(ctx.env) if page else "")
     values = outputs(ctx.run)
     comment: dict[str, Any] | None = None
-    warnings: list[str] = []
     if TRIGGERS[ctx.event].comments:
-        comment, warnings = _sticky(ctx, text)
+        comment, refused = _sticky(ctx, text)
+        warnings += refused
     notes: list[str] = []
     if running_in_actions(ctx.env):
         append_summary(ctx.env, text)
