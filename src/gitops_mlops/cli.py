@@ -299,7 +299,8 @@ def _cmd_release_hold(args: argparse.Namespace, console: Console) -> int:
 
     _mask_token(console)
     spec = find(Path.cwd(), args.name)
-    result, reason = release_hold(spec, args.environment, GitHubSettings.from_env(console.env))
+    settings = GitHubSettings.from_env(console.env)
+    result, reason = release_hold(spec, args.environment, settings, console.env)
     console.print(f"releasing the hold on {args.name} in {args.environment} ({reason})")
     _print_promotion(result, console)
     return 0

@@ -17,11 +17,22 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops_mlops.integrations.registry import Registry
+from gitops_mlops.attestations import chain, signing
+from gitops_mlops.attestations.facts import build_facts
+from gitops_mlops.attestations.signing import SigningKey
+from gitops_mlops.integrations.registry import Reference, Registry
 from tests.conftest import run_cli
 from tests.fake_github import git
 from tests.fleet_repo import local_gitops, model_repo, spec_text, write
-from tests.integration.registry_helpers import SHARED, push_image, shared_registry_answers
+from tests.integration.registry_helpers import (
+    PASSWORD,
+    SHARED,
+    USER,
+    Private,
+    private_registry,
+    push_image,
+    shared_registry_answers,
+)
 
 GITOPS = "../../../gitops"
 
@@ -290,3 +301,101 @@ def test_an_image_gone_from_the_registry_is_refused(
     assert result.code == 6, result.err
     assert "is no longer in its registry" in result.err
     assert "mlops/rollback/staging/churn" not in git("branch", "--list", cwd=world.gitops)
+
+
+# --- a private registry with promotion.verify ----------------------------------------------
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[Private]:
+    (tmp_path / "registry").mkdir()
+    try:
+        started = private_registry(tmp_path / "registry", token=True)
+        found = started.__enter__()
+    except FileNotFoundError as err:
+        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+            pytest.fail(str(err))
+        pytest.skip(str(err))
+    try:
+        yield found
+    finally:
+        started.__exit__(None, None, None)
+
+
+def _signed_image(registry: Registry, host: str, run: Path, key: SigningKey, tag: str) -> str:
+    """An image in the private registry carrying signed attestations of `run`'s model, as
+    `mlops build` attaches them (the chain a verifying promotion checks)."""
+    subject = push_image(registry, "fleet/churn", tag, [{"model": uuid.uuid4().bytes}])
+    reference = Reference.parse(f"{host}/fleet/churn@{subject.digest}")
+    facts = build_facts(
+        model_name="churn",
+        spec_path="models/churn/mlops.yaml",
+        manifest=json.loads((run / "model" / "manifest.json").read_text()),
+        metrics=json.loads((run / "metrics.json").read_text()),
+        verdict=json.loads((run / "verdict.json").read_text()),
+        build={"image": reference.name, "digest": subject.digest},
+        env={},
+        started="2026-12-02T00:00:00Z",
+        finished="2026-12-02T00:00:01Z",
+    )
+    chain.publish(registry, reference, subject, facts, key, run.parent / f"attest-{tag}")
+    return f"{host}/fleet/churn@{subject.digest}"
+
+
+def test_rollback_verifies_the_earlier_image_with_the_registry_login(
+    fleet: tuple[Path, Path], runs: list[Path], tmp_path: Path, token_registry: Private
+) -> None:
+    """A rollback is verified like any promotion (promotion.verify); every real registry
+    wants a login for that, which comes from the environment as for `mlops promote`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = fleet[0] / "models" / "churn" / "signing.pub.pem"
+    public.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    key = signing.load_private(pem, "test key")
+    login = {"MLOPS_REGISTRY_USERNAME": USER, "MLOPS_REGISTRY_PASSWORD": PASSWORD}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env = {**env, "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "no-docker-config")}
+    registry = Registry(token_registry.host, login)
+    world = Fleet(*fleet, tmp_path)
+    images = [
+        _signed_image(registry, token_registry.host, world.run(run), key, f"v{i}")
+        for i, run in enumerate(runs)
+    ]
+    spec = world.repo / "models" / "churn" / "mlops.yaml"
+    relative = os.path.relpath(public, spec.parent)
+    text = spec.read_text().replace(
+        "promotion:\n", f"promotion:\n  verify: {{public_key: {relative}}}\n", 1
+    )
+    spec.write_text(
+        text.replace("localhost:5000/fleet/churn", f"{token_registry.host}/fleet/churn")
+    )
+    for place in ("staging", "production"):  # the images live in the private registry
+        values = world.gitops / "apps" / "churn" / place / "values.yaml"
+        values.write_text(values.read_text().replace("localhost:5000", token_registry.host))
+    git("commit", "--quiet", "-am", "the private registry", cwd=world.gitops)
+    for run, reference in zip(runs, images, strict=True):
+        promoted = run_cli(
+            "promote", str(world.run(run)), "-e", "staging", "--image", reference, env=env | login
+        )
+        assert promoted.code == 0, promoted.out + promoted.err
+        world.merge("mlops/promote/staging/churn")
+
+    anonymous = run_cli("rollback", "churn", "-e", "staging", "--reason", "bad", env=env)
+    assert anonymous.code != 0 and "docker login" in anonymous.err, anonymous.err
+    result = run_cli("rollback", "churn", "-e", "staging", "--reason", "bad", env=env | login)
+    assert result.code == 0, result.out + result.err
+    record = world.record("staging", "mlops/rollback/staging/churn")
+    assert record["image"] == images[0]
+    assert f"signed by | key `{key.public.fingerprint}`" in result.out  # verified, with the key
+    world.merge("mlops/rollback/staging/churn")
+    lifted = run_cli("release-hold", "churn", "-e", "staging", env=env | login)
+    assert lifted.code == 0, lifted.out + lifted.err

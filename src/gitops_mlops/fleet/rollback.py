@@ -105,12 +105,13 @@ def rollback(
         github=settings,
         kind="rollback",
         notes=RollbackNotes(current.version, reason, hold),
+        env=env,  # the registry login: promotion.verify reads the image's attestations
     )
     return promote(ctx), current.version, chosen.release.version
 
 
 def release_hold(
-    spec: Spec, environment: str, settings: GitHubSettings
+    spec: Spec, environment: str, settings: GitHubSettings, env: Mapping[str, str]
 ) -> tuple[PromotionRecord, str]:
     """Open the pull request that removes the hold; (promotion result, the hold's reason)."""
     target = environment_named(spec, environment)
@@ -133,5 +134,6 @@ def release_hold(
         kind="release-hold",
         # What runs stays a rollback; only the hold goes.
         notes=RollbackNotes(current.rollback_of, current.reason),
+        env=env,
     )
     return promote(ctx), current.hold.reason
