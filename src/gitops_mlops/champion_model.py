@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -160,16 +161,32 @@ def _from_registry(record: ReleaseRecord, env: Mapping[str, str]) -> tuple[bytes
 
 
 def _read_cached(folder: Path, digest: str) -> tuple[bytes, bytes] | None:
-    """The cached model and manifest, when the model still hashes to `digest`."""
+    """The cached model and manifest, when the model still hashes to `digest` (never
+    through a symbolic link: a link is a miss, and the entry is fetched again)."""
     try:
-        data = (folder / bundle.MODEL_FILE).read_bytes()
-        manifest = (folder / bundle.MANIFEST_FILE).read_bytes()
-    except OSError:
+        if folder.is_symlink():
+            raise OSError(f"{folder} is a symbolic link")
+        data = _read_no_link(folder / bundle.MODEL_FILE, MODEL_LIMIT)
+        manifest = _read_no_link(folder / bundle.MANIFEST_FILE, MANIFEST_LIMIT)
+    except OSError:  # missing, partial, or a link: make room for a fresh fetch
+        if folder.is_symlink():
+            folder.unlink()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
         return None
     if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         shutil.rmtree(folder, ignore_errors=True)  # damaged: fetch it again
         return None
     return data, manifest
+
+
+def _read_no_link(path: Path, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path} is over {limit} bytes")
+    return data
 
 
 def _store(folder: Path, data: bytes, manifest: bytes) -> None:

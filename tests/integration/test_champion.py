@@ -236,6 +236,14 @@ def test_a_released_champion_is_fetched_by_digest_checked_and_cached(
     third = run_cli("gate", str(runs["strong"]), "--champion", str(record_file), env=env)
     assert third.code == 0 and not _comparison(runs["strong"]).cached
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
+    # Nor is one read through a symbolic link, even to the right bytes.
+    elsewhere = tmp_path / "elsewhere.skops"
+    elsewhere.write_bytes(cached.read_bytes())
+    cached.unlink()
+    cached.symlink_to(elsewhere)
+    fourth = run_cli("gate", str(runs["strong"]), "--champion", str(record_file), env=env)
+    assert fourth.code == 0 and not _comparison(runs["strong"]).cached
+    assert not cached.is_symlink() and hashlib.sha256(cached.read_bytes()).hexdigest() == digest
 
 
 def test_a_champion_that_fails_its_digest_check_is_an_error(
