@@ -287,3 +287,56 @@ def test_a_spec_that_is_a_symbolic_link_is_refused_where_it_is(repo: Path) -> No
     assert result.code == 2, result.out + result.err
     assert result.out.startswith("models/linked/mlops.yaml:1:1: ")
     assert "symbolic link" in result.out
+
+
+def test_a_deleted_or_moved_spec_is_listed_as_gone(repo: Path) -> None:
+    """Deleting a model's folder runs nothing for it and says so; a move plans the spec at
+    its new place (same name: same images and release records) and lists the old path."""
+    base = git("rev-parse", "HEAD", cwd=repo).strip()
+    git("rm", "--quiet", "-r", "models/fraud", cwd=repo)
+    git("mv", "models/churn", "models/churn-v2", cwd=repo)
+    commit_all(repo, "retire fraud, move churn")
+    planned = plan(repo, "--base", base)
+    assert names(planned) == ["churn"]
+    assert planned["include"][0]["spec"] == "models/churn-v2/mlops.yaml"
+    gone = [r["spec"] for r in planned["removed"]]
+    assert gone == ["models/churn/mlops.yaml", "models/fraud/mlops.yaml"]
+    assert "nothing to run" in planned["removed"][0]["reason"]
+    text = run_cli("plan", str(repo), "--base", base).out
+    assert "gone  models/fraud/mlops.yaml  (deleted or moved by this change" in text
+    iris = run_cli("plan", str(repo / "models" / "iris"), "--base", base, "--format", "json")
+    assert json.loads(iris.out)["removed"] == []  # outside the folders planned
+
+
+def test_more_models_than_a_matrix_runs_is_a_clear_error(repo: Path) -> None:
+    files = {
+        f"models/m{i:03d}/mlops.yaml": spec_text("iris", "acme/gitops").replace(
+            "name: iris", f"name: m{i:03d}"
+        )
+        for i in range(257)
+    }
+    write(repo, files)
+    commit_all(repo, "many models")
+    result = run_cli("plan", str(repo), "--all", "--format", "json")
+    assert result.code == 1 and "at most 256 jobs" in result.err, result.err
+    assert run_cli("plan", str(repo / "models" / "m000"), "--all", "--format", "json").code == 0
+
+
+def test_a_tracked_link_in_the_inputs_is_keyed_by_its_target_never_followed(
+    repo: Path,
+) -> None:
+    """A link that `inputs:` matches may point out of the repository: the key holds the
+    link's target text (what git stores), so retargeting it is a change, and the file it
+    points to is never read."""
+    outside = repo.parent / "secret.txt"
+    outside.write_text("one\n")
+    (repo / "libs" / "features" / "link.txt").symlink_to(outside)
+    commit_all(repo, "a link")
+    before = keys(plan(repo, "--all"))
+    outside.write_text("two\n")
+    assert keys(plan(repo, "--all")) == before  # not followed
+    (repo / "libs" / "features" / "link.txt").unlink()
+    (repo / "libs" / "features" / "link.txt").symlink_to(repo.parent / "other.txt")
+    commit_all(repo, "retarget")
+    after = keys(plan(repo, "--all"))
+    assert after["churn"] != before["churn"] and after["iris"] == before["iris"]

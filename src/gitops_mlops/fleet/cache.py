@@ -116,11 +116,18 @@ def file_digests(
     digests = {}
     for path in paths:
         if path not in memo:
-            file = repo_root / path
-            # A tracked file deleted in the work tree, or a symlink: its absence is the content.
-            memo[path] = "absent" if file.is_symlink() or not file.is_file() else _sha(file)
+            memo[path] = _content_digest(repo_root / path)
         digests[path] = memo[path]
     return digests
+
+
+def _content_digest(file: Path) -> str:
+    """What git stores for the path: a link's target text (never followed: it may point out
+    of the repository, and retargeting it is a change), a file's bytes; a tracked file
+    deleted in the work tree is "absent"."""
+    if file.is_symlink():
+        return "link:" + hashlib.sha256(str(file.readlink()).encode()).hexdigest()
+    return _sha(file) if file.is_file() else "absent"
 
 
 def _sha(path: Path) -> str:

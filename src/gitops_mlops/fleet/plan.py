@@ -3,7 +3,8 @@
 `decide` is pure: the specs' facts and the changed paths in, the plan out. `gather` reads the
 repository (git's list of tracked files, each spec, the files it depends on) to make the facts.
 The JSON form is what `strategy.matrix` takes: `include` lists the models to run; the models
-left out sit under `excluded`, which a matrix ignores.
+left out sit under `excluded`, and specs the change deleted (or moved) under `removed`; the
+plan action passes only `include` to the matrix (any other key would be a matrix axis).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from gitops_mlops.stages.promote import push_environments
 from gitops_mlops.stages.validate import ValidateContext, validate
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_MATRIX = 256  # jobs one GitHub Actions matrix may generate
+GONE = (
+    "deleted or moved by this change: nothing to run for it here; what it released stays "
+    "in the GitOps repository until removed there"
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,12 @@ def decide(specs: Sequence[Facts], changed: Sequence[str] | None, why_all: str) 
     return decisions
 
 
+@dataclass(frozen=True)
+class Plan:
+    decisions: tuple[Decision, ...]
+    removed: tuple[str, ...] = ()  # spec paths the change deleted (a rename deletes one)
+
+
 def as_matrix(decisions: Sequence[Decision]) -> dict[str, Any]:
     def row(d: Decision) -> dict[str, str]:
         f = d.facts
@@ -104,9 +116,10 @@ def visible(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
-def as_text(decisions: Sequence[Decision]) -> str:
+def as_text(decisions: Sequence[Decision], removed: Sequence[str] = ()) -> str:
+    gone = [visible(f"gone  {path}  ({GONE})") for path in removed]
     if not decisions:
-        return "no mlops.yaml is tracked in this repository: nothing to plan"
+        return "\n".join([*gone, "no mlops.yaml is tracked in this repository: nothing to plan"])
     width = max(len(d.facts.name) for d in decisions)
     lines = [
         visible(
@@ -115,6 +128,7 @@ def as_text(decisions: Sequence[Decision]) -> str:
         for d in decisions
     ]
     chosen = sum(d.run for d in decisions)
+    lines += gone
     lines.append(f"{chosen} of {len(decisions)} model{'s' if len(decisions) != 1 else ''} to run")
     return "\n".join(lines)
 
@@ -250,19 +264,49 @@ def default_base(env: Mapping[str, str]) -> str | None:
 
 def plan(
     paths: Sequence[Path], base: str | None, everything: bool, model: str | None = None
-) -> list[Decision]:
+) -> Plan:
     specs = gather(paths, model)
     if everything:
-        return decide(specs, None, "--all")
+        return Plan(tuple(decide(specs, None, "--all")))
     if base is None:
-        return decide(specs, None, "no base to compare with (give --base REF)")
+        return Plan(tuple(decide(specs, None, "no base to compare with (give --base REF)")))
     if set(base) == {"0"}:  # a push that created the branch: GitHub's `before` is all zeros
-        return decide(specs, None, "a new branch: no earlier commit to compare with")
-    root, _ = repository(paths[0] if paths else Path.cwd())
-    return decide(specs, git.changed_files(root, base), "")
+        why = "a new branch: no earlier commit to compare with"
+        return Plan(tuple(decide(specs, None, why)))
+    root, tracked = repository(paths[0] if paths else Path.cwd())
+    changed = git.changed_files(root, base)
+    return Plan(tuple(decide(specs, changed, "")), removed(root, tracked, changed, paths, model))
 
 
-def render(decisions: Sequence[Decision], form: str) -> str:
+def removed(
+    root: Path,
+    tracked: Sequence[str],
+    changed: Sequence[str],
+    within: Sequence[Path],
+    model: str | None,
+) -> tuple[str, ...]:
+    """Spec files in the change that are no longer tracked, inside the folders planned (a
+    deleted spec's name is unknown here: with --model, none)."""
+    if model is not None:
+        return ()
+    here = set(tracked)
+    places = [p if p.is_dir() else p.parent for p in within]
+    return tuple(
+        path
+        for path in layout.discover(changed)
+        if path not in here and (not places or any(_inside(root / path, p) for p in places))
+    )
+
+
+def render(result: Plan, form: str) -> str:
     if form == "json":
-        return json.dumps(as_matrix(decisions), separators=(",", ":"))
-    return as_text(decisions)
+        planned = as_matrix(result.decisions)
+        if len(planned["include"]) > MAX_MATRIX:
+            raise MlopsError(
+                f"{len(planned['include'])} models are planned and a GitHub Actions matrix runs "
+                f"at most {MAX_MATRIX} jobs: plan the repository in parts (mlops plan FOLDER…, "
+                "one workflow call each) or run some models in another workflow"
+            )
+        planned["removed"] = [{"spec": path, "reason": GONE} for path in result.removed]
+        return json.dumps(planned, separators=(",", ":"))
+    return as_text(result.decisions, result.removed)
