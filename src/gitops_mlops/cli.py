@@ -407,6 +407,7 @@ def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
     from gitops_mlops.pipeline import promote_each
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.stages.promote import Candidate, push_environments
+    from gitops_mlops.stages.report import write_model_card
     from gitops_mlops.stages.validate import load
 
     run_dir = RunDir(Path(args.run_dir))
@@ -415,6 +416,7 @@ def _cmd_promote(args: argparse.Namespace, console: Console) -> int:
     environments = [args.environment] if args.environment else push_environments(spec)
     if not environments:
         raise MlopsError("no --environment given and no environment has `on: push`")
+    write_model_card(spec, run_dir)  # a run from before cards, or whose report never ran
     candidate = Candidate.from_run(run_dir, args.image)
     settings = GitHubSettings.from_env(console.env)
     for result in promote_each(

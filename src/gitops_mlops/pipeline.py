@@ -40,7 +40,7 @@ from gitops_mlops.stages.promote import (
     promote,
     push_environments,
 )
-from gitops_mlops.stages.report import ReportContext, ReportResult, report
+from gitops_mlops.stages.report import ReportContext, ReportResult, report, write_model_card
 from gitops_mlops.triggers import TRIGGERS, UNTIL, Trigger
 
 # Training, evaluation, the champion comparison, tracking and the image build are imported
@@ -349,7 +349,12 @@ def _release(
         progress.skipped("promote", "no environment has `on: push`")
         return []
     candidate = Candidate.from_records(
-        measured.manifest, measured.verdict, measured.metrics, image, run_dir.read_report()
+        measured.manifest,
+        measured.verdict,
+        measured.metrics,
+        image,
+        run_dir.read_report(),
+        write_model_card(spec, run_dir),
     )
     settings = GitHubSettings.from_env(options.env)
     return list(

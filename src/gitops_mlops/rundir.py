@@ -13,6 +13,7 @@ comparison.json       candidate vs champion, metric by metric   records.comparis
 verdict.json          the gate's rows                           records.verdict.Verdict
 report.md             the human report
 report.html           the same, self-contained, with plots       reporting/html.py
+model-card.md         the model card (model_card.py)
 image/                the build contexts (packages, model-image)
 build.json            the image built and pushed                records.build.BuildRecord
 promotion.json        the latest promotion                      records.promotion.PromotionRecord
@@ -125,6 +126,10 @@ class RunDir:
         return self.root / "report.html"
 
     @property
+    def model_card(self) -> Path:
+        return self.root / "model-card.md"
+
+    @property
     def run_json(self) -> Path:
         return self.root / "run.json"
 
@@ -219,6 +224,12 @@ class RunDir:
 
     def write_report_html(self, page: str) -> None:
         write_text(self.report_html, page)
+
+    def find_model_card(self) -> str | None:
+        return self.model_card.read_text(encoding="utf-8") if self.model_card.is_file() else None
+
+    def write_model_card(self, text: str) -> None:
+        write_text(self.model_card, text)
 
     def find_build(self) -> BuildRecord | None:
         if not self.build_json.is_file():

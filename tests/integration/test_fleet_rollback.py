@@ -161,6 +161,10 @@ def test_rollback_pins_the_earlier_image_and_holds_the_environment(
     assert world.pinned("staging", branch) == images[0].split("@")[1]
     message = git("log", "-1", "--format=%s", branch, cwd=world.gitops).strip()
     assert message == f"Roll back churn in staging to {version(runs[0])}"
+    # No card of B stays beside a record of A: a note points to A's in the file's history.
+    card = git("show", f"{branch}:apps/churn/staging/model-card.md", cwd=world.gitops)
+    assert card.startswith(f"<!-- gitops-mlops:model-card model=churn version={version(runs[0])}")
+    assert "re-releases" in card and "git history" in card
     tip = git("rev-parse", branch, cwd=world.gitops)
     again = run_cli("rollback", "churn", "-e", "staging", "--reason", "p95 latency doubled")
     assert again.code == 0, again.err  # a rerun finds the branch as it wants it: nothing new

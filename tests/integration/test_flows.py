@@ -208,6 +208,10 @@ def test_workflow_dispatch_promotes_what_staging_runs(
         "production",
     )
     assert "train" not in result.out  # nothing is retrained for a dispatch
+    # The model card goes with the version: staging's, written by the run that released it.
+    card = github.read(REPO, pull.head, "apps/iris/production/model-card.md")
+    assert card == github.read(REPO, "main", "apps/iris/staging/model-card.md")
+    assert card == (tmp_path / "a" / "model-card.md").read_text()
 
 
 def test_dispatch_refused_while_staging_holds_another_version(

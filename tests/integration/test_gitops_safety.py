@@ -118,6 +118,8 @@ OUTSIDE = "precious: this file is outside the GitOps repository\n"
         (STAGING_RECORD, None, STAGING_RECORD),
         # A folder above the release record is a link to a folder outside.
         ("records", "records/staging.yaml", "records/staging.yaml"),
+        # The model card beside the record is a link to a file outside.
+        ("apps/iris/staging/model-card.md", None, "apps/iris/staging/model-card.md"),
     ],
 )
 def test_promotion_never_writes_through_a_link(

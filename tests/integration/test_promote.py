@@ -104,9 +104,16 @@ def test_a_new_promotion_opens_one_pull_request(
     }
     assert data["files_changed"] == [
         "apps/iris/staging/kustomization.yaml",
+        "apps/iris/staging/model-card.md",
         "apps/iris/staging/model-release.yaml",
     ]
     assert data["api_calls"] == github.api_calls() <= 10
+    # The run's model card, beside the release record, about the version it records.
+    card = github.read(REPO, branch, "apps/iris/staging/model-card.md")
+    assert card == (run / "model-card.md").read_text()
+    assert card.startswith(
+        f"<!-- gitops-mlops:model-card model=iris-classifier version={record['version']} -->\n"
+    )
 
 
 def test_an_identical_rerun_changes_nothing(
@@ -154,6 +161,7 @@ def test_production_waits_for_staging(trained: Path, github: FakeGitHub, tmp_pat
     values = github.read(REPO, pull.head, "apps/iris/production/values.yaml")
     assert 'digest: "sha256:' + "a" * 64 + '"' in values
     assert data["files_changed"] == [
+        "apps/iris/production/model-card.md",
         "apps/iris/production/model-release.yaml",
         "apps/iris/production/values.yaml",
     ]

@@ -112,44 +112,22 @@ def _timestamp(text: str) -> Any:
 
 
 def model_card(facts: Facts) -> dict[str, Any]:
-    """CycloneDX's model card: task, estimator, and every metric with its interval."""
-    measured: list[dict[str, Any]] = []
-    measured += _metrics(facts.metrics.get("metrics") or {}, None)
-    for name, table in (facts.metrics.get("slices") or {}).items():
-        measured += _metrics(table or {}, str(name))
-    family = facts.estimator.rsplit(".", 1)[-1] if facts.estimator else "unknown"
-    return {
-        "modelParameters": {
-            "approach": {"type": "supervised"},
-            "task": facts.task,
-            "architectureFamily": family,
-            "modelArchitecture": facts.estimator or "unknown",
-        },
-        "quantitativeAnalysis": {"performanceMetrics": measured},
-    }
+    """CycloneDX's model card (model_card.py: the same fields as the pull request's card):
+    task, estimator, and every metric with its interval."""
+    from gitops_mlops import model_card
+    from gitops_mlops.records.metrics import Metrics
 
-
-def _metrics(table: Mapping[str, Any], slice_name: str | None) -> list[dict[str, Any]]:
-    rows = []
-    for name, entry in table.items():
-        value = entry.get("value") if isinstance(entry, Mapping) else entry
-        if not isinstance(value, int | float):
-            continue
-        row: dict[str, Any] = {"type": str(name), "value": f"{value:.6g}"}
-        if slice_name is not None:
-            row["slice"] = slice_name
-        low, high = (
-            (entry.get("ci_low"), entry.get("ci_high"))
-            if isinstance(entry, Mapping)
-            else (
-                None,
-                None,
-            )
+    return model_card.cyclonedx(
+        model_card.CardFacts(
+            name=facts.model_name,
+            version=facts.model_version,
+            task=facts.task,
+            estimator=facts.estimator or None,
+            description="",
+            limitations=(),
+            metrics=Metrics.from_json(facts.metrics, "metrics.json"),
         )
-        if isinstance(low, int | float) and isinstance(high, int | float):
-            row["confidenceInterval"] = {"lowerBound": f"{low:.6g}", "upperBound": f"{high:.6g}"}
-        rows.append(row)
-    return rows
+    )
 
 
 def validate(data: Mapping[str, Any]) -> None:

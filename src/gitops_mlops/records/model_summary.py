@@ -30,6 +30,7 @@ class ModelSummary:
     features: tuple[Feature, ...] = ()
     classes: tuple[Any, ...] | None = None
     data_digest: str | None = None
+    model_digest: str | None = None
     git_commit: str | None = None
     n_train: int | None = None
     n_test: int | None = None
@@ -58,6 +59,7 @@ class ModelSummary:
             ),
             classes=None if classes is None else tuple(classes),
             data_digest=fields.opt_text("data_digest"),
+            model_digest=fields.opt_text("model_digest"),
             git_commit=fields.opt_text("git_commit"),
             n_train=fields.opt_integer("n_train"),
             n_test=fields.opt_integer("n_test"),

@@ -25,6 +25,7 @@ class Metadata:
     name: str
     description: str = ""
     owners: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()  # the model card's
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,12 @@ def build(
 
 
 def _metadata(raw: Mapping[str, Any]) -> Metadata:
-    return Metadata(raw["name"], raw.get("description", ""), tuple(raw.get("owners", ())))
+    return Metadata(
+        raw["name"],
+        raw.get("description", ""),
+        tuple(raw.get("owners", ())),
+        tuple(raw.get("limitations", ())),
+    )
 
 
 def _dataset(raw: Mapping[str, Any]) -> Dataset:

@@ -87,6 +87,17 @@ class _Checker:
             Diagnostic(self.doc.file, loc.line, loc.column, display_path(path), message)
         )
 
+    # --- metadata ---------------------------------------------------------------------
+    def metadata(self) -> None:
+        """Limitations are sentences for the model card: none may be blank."""
+        for index, text in self.items(("metadata", "limitations")):
+            if not text.strip():
+                self.error(
+                    ("metadata", "limitations", index),
+                    "this limitation is blank; say where the model should not be trusted, "
+                    "or remove the item",
+                )
+
     # --- data -------------------------------------------------------------------------
     def data(self) -> None:
         builtin = self.value(("data", "train", "builtin"), None)
@@ -579,6 +590,7 @@ def check(
 ) -> list[Diagnostic]:
     """Every semantic problem in the parts of `doc` that have no schema error (`invalid`)."""
     checker = _Checker(doc, spec_dir, repo_root, invalid)
+    checker.metadata()
     checker.data()
     checker.columns()
     checker.inputs()

@@ -11,10 +11,10 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from gitops_mlops import gitops_repo
+from gitops_mlops import gitops_repo, model_card
 from gitops_mlops.attestations import chain, signing
 from gitops_mlops.attestations.chain import Chain
 from gitops_mlops.errors import MlopsError, PromotionConflict, VerificationFailed
@@ -103,6 +103,7 @@ class Candidate:
     checks: int
     failed: int
     report: str  # markdown for the pull request body
+    model_card: str | None = None  # model-card.md of a run; None: found in the GitOps repo
 
     @classmethod
     def from_run(cls, run: RunDir, image: str | None) -> Candidate:
@@ -113,6 +114,7 @@ class Candidate:
             run.read_metrics(),
             image or _pushed_image(run.find_build()),
             run.read_report(),
+            run.find_model_card(),
         )
 
     @classmethod
@@ -123,6 +125,7 @@ class Candidate:
         measured: Metrics,
         image: str,
         report: str,
+        model_card: str | None = None,
     ) -> Candidate:
         repository, digest = parse_image(image)
         return cls(
@@ -134,6 +137,7 @@ class Candidate:
             checks=len(verdict.rows),
             failed=len(verdict.failed),
             report=report,
+            model_card=model_card,
         )
 
     @classmethod
@@ -294,6 +298,9 @@ def _plan(
         check_repository(files[target.file], target, image)
     held = checkout.show(base_ref, environment.release_record)
     files[environment.release_record] = in_style_of(record.to_yaml(), held)
+    card = _model_card(checkout, ctx, environment, base_ref)
+    if card is not None:
+        files[card_path(environment)] = card
     trailers = [f"Model-Version: {image.tag}", f"Image: {image.reference}"]
     if ctx.github.current_repository:
         trailers.append(f"Source-Repository: {ctx.github.current_repository}")
@@ -308,6 +315,45 @@ def _plan(
     return _Plan(files, message)
 
 
+def card_path(environment: Environment) -> str:
+    """The model card beside the environment's release record."""
+    folder = PurePosixPath(environment.release_record).parent
+    return str(folder / model_card.FILE)
+
+
+def _model_card(
+    checkout: Checkout, ctx: PromoteContext, environment: Environment, base_ref: str
+) -> str | None:
+    """The card of the model released: the run's; else (a re-release of a recorded version)
+    the card kept beside the record it came from; else, when the environment holds the card
+    of another version, a note saying where this version's card is, so that no card ever
+    describes a model the environment does not run. None: no card to write."""
+    if ctx.candidate.model_card is not None:
+        return ctx.candidate.model_card
+    wanted = (ctx.spec.metadata.name, ctx.candidate.image.tag)
+    for path in _card_sources(ctx, environment):
+        text = checkout.show(base_ref, path)
+        if model_card.describes(text) == wanted:
+            return text
+    if checkout.show(base_ref, card_path(environment)) is None:
+        return None
+    name, version = wanted
+    return (
+        f"{model_card.marker(name, version)}\n# Model card: {name} `{version}`\n\n"
+        f"This {ctx.kind} re-releases `{version}` without its model card. The card written "
+        f"when `{version}` was first released is in this file's git history.\n"
+    )
+
+
+def _card_sources(ctx: PromoteContext, environment: Environment) -> list[str]:
+    """Where a recorded version's card may be: beside the required environment's record
+    (a workflow_dispatch promotion), then beside this environment's."""
+    found = [card_path(environment)]
+    if environment.requires is not None:
+        found.insert(0, card_path(environment_named(ctx.spec, environment.requires)))
+    return found
+
+
 def _holds(checkout: Checkout, ref: str, plan: _Plan, record_path: str) -> bool:
     """Whether `ref` already pins this release: same manifests, same version and image.
 
@@ -315,7 +361,13 @@ def _holds(checkout: Checkout, ref: str, plan: _Plan, record_path: str) -> bool:
     compared by what they release, not byte for byte: a rerun changes nothing.
     """
     for path, text in plan.files.items():
-        if path != record_path and checkout.show(ref, path) != text:
+        if path == record_path:
+            continue
+        held_text = checkout.show(ref, path)
+        card = model_card.describes(text)
+        if card is not None and model_card.describes(held_text) == card:
+            continue  # the card of the same version (its commit line may differ)
+        if held_text != text:
             return False
     held = checkout.show(ref, record_path)
     if held is None:
@@ -347,6 +399,7 @@ def _commit(checkout: Checkout, plan: _Plan, base_sha: str, branch: str) -> list
 def _paths(ctx: PromoteContext, environment: Environment) -> list[str]:
     """Every path promotion reads or writes in the GitOps repository for `environment`."""
     paths = [t.file for t in environment.targets] + [environment.release_record]
+    paths += _card_sources(ctx, environment)
     if ctx.kind == "promote" and environment.requires is not None:
         paths.append(environment_named(ctx.spec, environment.requires).release_record)
     return list(dict.fromkeys(paths))

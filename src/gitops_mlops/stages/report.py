@@ -172,6 +172,46 @@ def html_link(env: Mapping[str, str]) -> str:
     return f"\n📊 Plots and the full report: `report.html` in the artifact [{artifact}]({url}).\n"
 
 
+def write_model_card(spec: Spec, run: RunDir) -> str | None:
+    """model-card.md from the run's records; None before the run has a model and metrics."""
+    if not (run.manifest_file.is_file() and run.metrics.is_file()):
+        return None
+    from gitops_mlops import model_card
+
+    model = run.read_model_summary()
+    train, test = spec.data.train, spec.data.test
+    data = model_card.DataFacts(
+        source=_data_source(train.builtin, train.path),
+        test_source=None if test is None else _data_source(test.builtin, test.path),
+        digest=model.data_digest,
+        target=model.target,
+        features=tuple(f.name for f in model.features),
+        classes=model.classes,
+        n_train=model.n_train,
+        n_test=model.n_test,
+    )
+    text = model_card.markdown(
+        model_card.CardFacts(
+            name=model.name or spec.metadata.name,
+            version=model.version,
+            task=model.task or spec.task,
+            estimator=model.estimator,
+            description=spec.metadata.description,
+            limitations=spec.metadata.limitations,
+            metrics=run.read_metrics(),
+            data=data,
+            model_digest=model.model_digest,
+            git_commit=model.git_commit,
+        )
+    )
+    run.write_model_card(text)
+    return text
+
+
+def _data_source(builtin: str | None, path: str | None) -> str:
+    return f"builtin {builtin}" if builtin is not None else str(path)
+
+
 def report(ctx: ReportContext) -> ReportResult:
     warnings: list[str] = []
     try:
@@ -179,6 +219,10 @@ def report(ctx: ReportContext) -> ReportResult:
     except MlopsError as err:  # a damaged record: the comment and summary still go out
         page = None
         warnings.append(f"report.html not written: {err}")
+    try:
+        write_model_card(ctx.spec, ctx.run)
+    except MlopsError as err:
+        warnings.append(f"model-card.md not written: {err}")
     text = ctx.run.read_report() + (html_link(ctx.env) if page else "")
     values = outputs(ctx.run)
     comment: dict[str, Any] | None = None
