@@ -156,6 +156,20 @@ def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from gitops_mlops.run_diff import diff, render_text
+    from gitops_mlops.rundir import RunDir
+
+    found = diff(RunDir(args.run_a), RunDir(args.run_b))
+    if args.format == "json":
+        console.print(json.dumps(found.to_json(), indent=2))
+    else:
+        console.print(render_text(found))
+    return 0
+
+
 def _progress(console: Console) -> Progress:
     from gitops_mlops.reporting.progress import Progress
 
@@ -855,6 +869,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--format", choices=("text", "json"), default="text")
     runs.set_defaults(handler=_cmd_runs)
+
+    diff_cmd = commands.add_parser(
+        "diff",
+        help="compare two local runs metric by metric (paired when they share test rows)",
+        description="Δ = RUN_B - RUN_A for every metric both runs measured, overall and per "
+        "slice, with intervals and a verdict: paired when both runs predicted the same test "
+        "rows (their digests agree), unpaired otherwise (said so).",
+    )
+    diff_cmd.add_argument("run_a", metavar="RUN_A", type=arguments.run_dir)
+    diff_cmd.add_argument("run_b", metavar="RUN_B", type=arguments.run_dir)
+    diff_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    diff_cmd.set_defaults(handler=_cmd_diff)
 
     metrics = commands.add_parser("metrics", help="list the metrics the gate understands")
     metrics.set_defaults(handler=_cmd_metrics)

@@ -1,5 +1,6 @@
-"""`mlops runs`: real runs made by `mlops run`, listed newest first through the CLI; partial
-and damaged runs are listed as such."""
+"""`mlops runs` and `mlops diff`: real runs made by `mlops run`, listed newest first through
+the CLI (partial and damaged runs listed as such), and compared: paired when they share test
+rows, unpaired (and said so) when not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +20,7 @@ from tests.integration.helpers import write_spec
 SPEC = """task: classification
 data:
   train: {builtin: iris}
-  split: {test_size: 0.3, seed: 1}
+  split: {test_size: 0.3, seed: %d}
 model:
   estimator: sklearn.tree.DecisionTreeClassifier
   params: {max_depth: %d}
@@ -26,6 +29,8 @@ evaluation:
   metrics: [accuracy, f1_macro]
   confidence: {resamples: 200}
   latency: false
+  slices:
+    - {name: wide, where: {column: petal width (cm), op: ">", value: 1.0}}
 gate:
   thresholds:
     - {metric: accuracy, min: %s}
@@ -41,9 +46,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.chdir(root)  # `mlops run` writes .mlops/runs/<time> under the working directory
     try:
         for depth, floor in ((1, "0.9"), (3, "0.8")):
-            spec = write_spec(root, SPEC % (depth, floor))
+            spec = write_spec(root, SPEC % (1, depth, floor))
             made = run_cli("run", str(spec), "--until", "gate")
             assert made.code == (4 if depth == 1 else 0), made.out + made.err
+        # Other test rows (another split seed), outside .mlops/runs: for an unpaired diff.
+        spec = write_spec(root, SPEC % (2, 3, "0.8"))
+        made = run_cli("run", str(spec), "--until", "gate", "--out", str(root / "other"))
+        assert made.code == 0, made.out + made.err
     finally:
         os.chdir(before)
     yield root
@@ -137,3 +146,93 @@ def test_no_runs_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_limit_that_is_no_count_is_a_usage_error(limit: str) -> None:
     refused = run_cli("runs", "--limit", limit)
     assert refused.code == 2 and "--limit" in refused.err
+
+
+# --- mlops diff -----------------------------------------------------------------------------
+def _diff(a: Path, b: Path) -> dict[str, Any]:
+    found = run_cli("diff", str(a), str(b), "--format", "json")
+    assert found.code == 0, found.out + found.err
+    loaded: dict[str, Any] = json.loads(found.out)
+    return loaded
+
+
+def _rows(found: dict[str, Any], slice_name: str | None = None) -> dict[str, dict[str, Any]]:
+    rows = found["comparison"]["rows"]
+    return {r["metric"]: r for r in rows if r["slice"] == slice_name}
+
+
+def test_diff_of_runs_on_the_same_rows_is_paired(project: Path) -> None:
+    newer, older = _runs(project)
+    found = _diff(older, newer)
+    assert found["comparison"]["mode"] == "paired"
+    assert found["a"]["rows_digest"] == found["b"]["rows_digest"] != ""
+    measured = {run: json.loads((run / "metrics.json").read_text()) for run in (older, newer)}
+    for slice_name in (None, "wide"):
+        rows = _rows(found, slice_name)
+        assert set(rows) == {"accuracy", "f1_macro"}
+        for name, row in rows.items():
+            a, b = (
+                (measured[r]["metrics"] if slice_name is None else measured[r]["slices"]["wide"])[
+                    name
+                ]["value"]
+                for r in (older, newer)
+            )
+            assert (row["champion"], row["candidate"]) == (pytest.approx(a), pytest.approx(b))
+            assert row["delta"] == pytest.approx(b - a)
+            assert row["ci_low"] <= row["delta"] <= row["ci_high"]
+    # A depth-3 tree against a stump on iris: clearly better, overall.
+    assert _rows(found)["accuracy"]["verdict"] == "better"
+    text = run_cli("diff", str(older), str(newer)).out
+    rows = found["a"]["test_rows"]
+    assert f"Paired: both runs predicted the same {rows} test rows (sha256:" in text
+    assert "Δ = B - A, with 95% intervals" in text and "Slice wide (" in text
+    itself = _rows(_diff(newer, newer))["accuracy"]
+    assert (itself["delta"], itself["ci_low"], itself["ci_high"]) == (0, 0, 0)
+    assert itself["verdict"] == "no detectable difference"
+
+
+def test_diff_of_runs_on_other_rows_is_unpaired_and_says_so(project: Path) -> None:
+    newer, _ = _runs(project)
+    found = _diff(newer, project / "other")
+    assert found["comparison"]["mode"] == "unpaired"
+    assert found["a"]["rows_digest"] != found["b"]["rows_digest"]
+    text = run_cli("diff", str(newer), str(project / "other")).out
+    assert "Unpaired: the runs' test rows differ (A sha256:" in text
+    assert "each run is resampled on its own" in text
+
+
+def test_pairing_narrows_the_interval_on_the_same_rows(project: Path, tmp_path: Path) -> None:
+    """The same two runs, once paired and once with B's rows digest changed (unpaired): the
+    paired interval on Δ accuracy is the narrower one."""
+    from gitops_mlops.records import predictions
+
+    newer, older = _runs(project)
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(newer, relabelled)
+    held = predictions.read(relabelled / "predictions.npz")
+    predictions.write(
+        relabelled / "predictions.npz", replace(held, rows_digest="sha256:" + "0" * 64)
+    )
+    paired = _rows(_diff(older, newer))["accuracy"]
+    unpaired = _rows(_diff(older, relabelled))["accuracy"]
+    assert paired["delta"] == pytest.approx(unpaired["delta"])
+    assert paired["ci_high"] - paired["ci_low"] < unpaired["ci_high"] - unpaired["ci_low"]
+
+
+def test_diff_refuses_runs_it_cannot_compare(project: Path, tmp_path: Path) -> None:
+    newer, older = _runs(project)
+    stale = tmp_path / "stale"
+    shutil.copytree(newer, stale)
+    (stale / "predictions.npz").unlink()
+    refused = run_cli("diff", str(older), str(stale))
+    assert refused.code == 1 and f"{stale} has no predictions.npz" in refused.err
+    assert f"`mlops evaluate {stale}`" in refused.err
+    linked = tmp_path / "linked"
+    shutil.copytree(newer, linked)
+    (linked / "predictions.npz").unlink()
+    (linked / "predictions.npz").symlink_to(newer / "predictions.npz")
+    refused = run_cli("diff", str(older), str(linked))
+    assert refused.code == 1 and "is a symbolic link" in refused.err
+    spec = project / "mlops.yaml"
+    usage = run_cli("diff", str(spec), str(newer))
+    assert usage.code == 2 and "expected a run directory" in usage.err

@@ -106,6 +106,8 @@ WRONG: list[tuple[list[str], str]] = [
     (["init", "--builtin", "iris", "--output", "{file}"], "already exists and is never"),
     (["init", "--builtin", "iris", "--output", "{missing}/x"], "expected the path of a new"),
     (["runs", "--limit", "0"], "expected a whole number of at least 1"),
+    (["diff", "{spec}", "{run}"], "is a spec; give it to `mlops run`; expected a run directory"),
+    (["diff", "{run}", "{folder}"], "has no run.json; expected a run directory"),
 ]
 
 
