@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitops_mlops.records.curves import Curves
 from gitops_mlops.records.fields import Fields
 
 WHAT = "comparison.json"
@@ -89,6 +90,8 @@ class Comparison:
     rows: tuple[Delta, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds: fetch, predict, …
     cached: bool = False  # the champion's model came from the local cache
+    # The champion's confusion table and curves on the same rows, for the report's pictures.
+    curves: Curves | None = None
 
     def delta(self, metric: str, slice_name: str | None = None) -> Delta | None:
         for row in self.rows:
@@ -111,6 +114,7 @@ class Comparison:
             "rows": [row.to_json() for row in self.rows],
             "timings": dict(self.timings),
             "cached": self.cached,
+            "curves": None if self.curves is None else self.curves.to_json(),
         }
 
     @classmethod
@@ -123,6 +127,7 @@ class Comparison:
         if not isinstance(rows, list):
             raise fields.bad("rows", "a list")
         timings = fields.table("timings")
+        curves = fields.obj("curves")
         for name, value in timings.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise Fields(timings, source, WHAT, "timings").bad(name, "a number")
@@ -139,4 +144,5 @@ class Comparison:
             ),
             timings={k: float(v) for k, v in timings.items()},
             cached=fields.flag("cached"),
+            curves=None if curves is None else Curves.from_json(curves),
         )

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gitops_mlops import metrics
+from gitops_mlops.integrations.github import BODY_LIMIT
 from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.release import Champion
+from gitops_mlops.reporting import mermaid
+from gitops_mlops.reporting.escaping import markdown_code
 from gitops_mlops.spec.model import Spec
+
+# Room kept in a pull request comment beyond the report's tables and pictures: the comment's
+# marker, the serving image section the build adds, the note on pictures left out.
+RESERVED = 3_000
 
 
 def _number(value: float | None) -> str:
@@ -161,12 +169,15 @@ def report(
     ]
     for name, table in measured.slices.items():
         rows = _or_dash(measured.slice_rows.get(name))
-        lines += ["", f"**Slice `{name}`** ({rows} rows)", ""]
+        lines += ["", f"**Slice {markdown_code(name, in_table=False)}** ({rows} rows)", ""]
         held = record.slices.get(name) if record else None
         lines += _table(table, held, level, comparison, name)
     if measured.custom:
         lines += ["", "**Metrics reported by the training command**", ""]
-        lines += [f"- {name}: {_number(value)}" for name, value in measured.custom.items()]
+        lines += [
+            f"- {markdown_code(name, in_table=False)}: {_number(value)}"
+            for name, value in measured.custom.items()
+        ]
     lines += ["", "### Gate", ""]
     if not verdict.rows:
         lines.append("No thresholds are set (`gate.thresholds`): the gate passes.")
@@ -182,7 +193,65 @@ def report(
                 f"| {_number(row.observed)} | {_number(row.bound)} "
                 f"| {_number(row.champion)} | {reason} |"
             )
+    held = record.metrics if record else None
+    room = BODY_LIMIT - RESERVED - sum(len(line) + 1 for line in lines)
+    lines += _pictures(measured, held, comparison, level, room)
     return "\n".join(lines) + "\n"
+
+
+def _pictures(
+    measured: Metrics,
+    champion: MetricTable | None,
+    comparison: Comparison | None,
+    level: str,
+    room: int,
+) -> list[str]:
+    """The charts, after every table: as many as fit in `room` characters, most useful
+    first; the ones left out are named."""
+    theirs = comparison.curves if comparison is not None else None
+    drawn = mermaid.charts(
+        _chart_rows(measured, champion, comparison), level, measured.curves, theirs
+    )
+    kept: list[str] = []
+    left: list[str] = []
+    for chart in drawn:
+        if len(chart.markdown) + 2 <= room:
+            kept += [chart.markdown, ""]
+            room -= len(chart.markdown) + 2
+        else:
+            left.append(chart.kind)
+    if not drawn:
+        return []
+    lines = ["", "### Pictures", "", *kept]
+    if left:
+        lines.append(
+            f"*{len(left)} picture(s) left out ({', '.join(left)}) to keep this comment within "
+            "GitHub's 65,536 characters; the run's metrics.json holds what they show.*"
+        )
+    return lines
+
+
+def _chart_rows(
+    measured: Metrics, champion: MetricTable | None, comparison: Comparison | None
+) -> list[mermaid.MetricRow]:
+    """Every metric with an estimate (timings are in the tables only: one run's, no
+    interval), with the champion's value and, when both predicted the same rows, Δ."""
+    rows = []
+    paired = comparison is not None and comparison.mode in ("paired", "unpaired")
+    for name, entry in measured.metrics.items():
+        metric = metrics.METRICS.get(name)
+        if metric is not None and metric.needs == "latency":
+            continue
+        theirs = (champion or {}).get(name)
+        delta = None
+        found = comparison.delta(name) if comparison is not None and paired else None
+        if found is not None:
+            theirs = None if found.champion is None else Estimate(found.champion)
+            if found.delta is not None:
+                delta = Estimate(found.delta, found.ci_low, found.ci_high)
+        lower = metric is not None and metric.direction == "lower"
+        rows.append(mermaid.MetricRow(name, entry, theirs, delta, lower))
+    return rows
 
 
 def _or_dash(value: int | None) -> str:

@@ -62,7 +62,7 @@ def _compare(ctx: CompareContext) -> tuple[Comparison, PredictionSet | None]:
     champion = ctx.champion
     if champion is None:
         return Comparison("none", note="no champion release to compare with"), None
-    from gitops_mlops import comparisons
+    from gitops_mlops import comparisons, curves
 
     who = f"{champion.record.environment} {champion.record.version}".strip()
     try:
@@ -93,6 +93,7 @@ def _compare(ctx: CompareContext) -> tuple[Comparison, PredictionSet | None]:
         rows=compared.rows,
         timings=timings,
         cached=fetched.cached,
+        curves=curves.summarise(theirs.predictions, ctx.spec.task),
     )
     return result, theirs
 
