@@ -106,15 +106,21 @@ def document() -> tuple[str, list[mermaid.Chart]]:
 
 
 @pytest.fixture(scope="module")
+def renderer() -> mermaid_cli.MermaidCli:
+    return mermaid_cli.require()
+
+
+@pytest.fixture(scope="module")
 def drawn(
-    document: tuple[str, list[mermaid.Chart]], tmp_path_factory: pytest.TempPathFactory
+    renderer: mermaid_cli.MermaidCli,
+    document: tuple[str, list[mermaid.Chart]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> list[str]:
-    renderer = mermaid_cli.require()
     return renderer.render(document[0], tmp_path_factory.mktemp("mermaid"))
 
 
 def test_every_chart_kind_is_drawn(
-    document: tuple[str, list[mermaid.Chart]], drawn: list[str]
+    drawn: list[str], document: tuple[str, list[mermaid.Chart]]
 ) -> None:
     text, charts = document
     kinds = {chart.kind for chart in charts}
@@ -133,7 +139,7 @@ def test_every_chart_kind_is_drawn(
 
 
 def test_intervals_are_drawn_in_the_chosen_colours(
-    document: tuple[str, list[mermaid.Chart]], drawn: list[str]
+    drawn: list[str], document: tuple[str, list[mermaid.Chart]]
 ) -> None:
     """The palette (and the white mask that makes bars float) took effect: no name, however
     hostile, set another theme."""
@@ -147,7 +153,7 @@ def test_intervals_are_drawn_in_the_chosen_colours(
 
 
 def test_hostile_names_stay_text(
-    document: tuple[str, list[mermaid.Chart]], drawn: list[str]
+    drawn: list[str], document: tuple[str, list[mermaid.Chart]]
 ) -> None:
     for svg in drawn:
         assert "<script" not in svg and "onerror" not in svg and "<img" not in svg
@@ -157,9 +163,10 @@ def test_hostile_names_stay_text(
     assert any(t.startswith("é 中文") for t in labels)
 
 
-def test_a_chart_mermaid_cannot_read_fails(tmp_path: Path) -> None:
+def test_a_chart_mermaid_cannot_read_fails(
+    renderer: mermaid_cli.MermaidCli, tmp_path: Path
+) -> None:
     """The check above can fail: a chart with a broken string is refused, saying where."""
-    renderer = mermaid_cli.require()
     (tmp_path / "bad.md").write_text(
         '```mermaid\nxychart-beta\n    title "open\n    bar [1]\n```\n'
     )

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import cmarkgfm
 import pytest
@@ -142,8 +143,12 @@ def test_every_chart_of_the_reports_is_drawn(runs: dict[str, Path], tmp_path: Pa
 
 def test_the_comment_with_ten_metrics_and_five_slices_fits(runs: dict[str, Path]) -> None:
     spec = load(runs["root"] / "candidate" / "mlops.yaml")
-    build = {"reference": "127.0.0.1:5000/test-model:" + "0" * 12, "digest": "sha256:" + "a" * 64}
-    build |= {"size_bytes": 400 << 20, "runtime": {"runtime": "sklearn", "reason": "…"}}
+    build: dict[str, Any] = {
+        "reference": "127.0.0.1:5000/test-model:" + "0" * 12,
+        "digest": "sha256:" + "a" * 64,
+        "size_bytes": 400 << 20,
+        "runtime": {"runtime": "sklearn", "reason": "…"},
+    }
     text = markdown.with_image((runs["binary"] / "report.md").read_text(), build)
     comment = f"{comment_marker(spec)}\n{text}"
     assert len(comment) <= BODY_LIMIT < 65_536
