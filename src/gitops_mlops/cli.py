@@ -342,6 +342,8 @@ def _print_report(result: ReportResult, console: Console) -> None:
     if result.comment is not None:
         verb = "posted" if result.comment["created"] else "updated"
         console.print(f"{verb} the report on pull request #{result.comment['pull_request']}")
+    if result.html is not None:
+        console.say(f"report with plots: {result.html}")
 
 
 def _cmd_report(args: argparse.Namespace, console: Console) -> int:

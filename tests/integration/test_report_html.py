@@ -88,6 +88,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = _hostile_project(folder)
     result = run_cli("run", str(spec), "--out", str(folder / "run"))
     assert result.code == 0, result.out + result.err
+    assert f"report with plots: {folder / 'run' / 'report.html'}" in result.err
     return folder / "run"
 
 
