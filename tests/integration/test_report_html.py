@@ -266,8 +266,7 @@ def test_binary_page_has_every_plot_and_opens_cleanly(
         replace(MEASURED, curves=curves.summarise(ours, "classification"), positive_label=1),
         VERDICT,
         {"model_version": "abc"},
-        comparison=PAIRED,
-        champion_curves=curves.summarise(theirs, "classification"),
+        comparison=replace(PAIRED, curves=curves.summarise(theirs, "classification")),
     )
     text = html.render(page)
     assert text == html.render(page)  # the same records give the same bytes

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gitops_mlops.records.comparison import Comparison
-from gitops_mlops.records.curves import Curves
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.reporting import plots
@@ -69,8 +68,7 @@ class Page:
     metrics: Metrics  # with `curves`, what evaluation summarised of the predictions
     verdict: Verdict | None
     manifest: Mapping[str, Any]  # the model bundle's manifest: version, digests, commit
-    comparison: Comparison | None = None  # the champion, metric by metric
-    champion_curves: Curves | None = None  # the champion's curves on the same rows
+    comparison: Comparison | None = None  # the champion, metric by metric (and its curves)
     predictions: Predictions | None = None  # the candidate's rows (regression's scatter plot)
     image: str = ""  # the serving image pushed, by digest
 
@@ -250,7 +248,8 @@ def _theirs(
 
 def _prediction_sections(page: Page, figures: _Figures) -> list[str]:
     """What evaluation summarised of the predictions (metrics.json's `curves`)."""
-    found, theirs = page.metrics.curves, page.champion_curves
+    found = page.metrics.curves
+    theirs = page.comparison.curves if page.comparison is not None else None
     if found is None:
         return []
     sections = []

@@ -32,7 +32,6 @@ from gitops_mlops.triggers import TRIGGERS
 
 if TYPE_CHECKING:  # numpy is imported only where the predictions are read
     from gitops_mlops.predictions import Predictions
-    from gitops_mlops.records.curves import Curves
 
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
@@ -135,23 +134,12 @@ def write_html(spec: Spec, run: RunDir) -> Path | None:
         run.find_verdict(),
         manifest if isinstance(manifest, dict) else {},
         comparison=run.find_comparison(),
-        champion_curves=_champion_curves(spec, run),
         # The scatter plot of predicted against true needs the rows (regression only).
         predictions=_rows(run) if spec.task == "regression" else None,
         image=(build.pinned or "") if build else "",
     )
     run.write_report_html(html.render(page))
     return run.report_html
-
-
-def _champion_curves(spec: Spec, run: RunDir) -> Curves | None:
-    """The champion's curves, when its model predicted this run's test rows."""
-    found = run.find_champion_predictions()
-    if found is None:
-        return None
-    from gitops_mlops import curves
-
-    return curves.summarise(found.predictions, spec.task)
 
 
 def _rows(run: RunDir) -> Predictions | None:
