@@ -45,8 +45,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     weak = _spec(
         folder / "weak",
         "{n_estimators: 1, max_depth: 1, random_state: 0}",
-        "    - {metric: accuracy, max_regression: 0.05, on: bound}",  # when it is the candidate
+        # When it is the candidate: a higher- and a lower-is-better metric, on Δ's bound.
+        "    - {metric: accuracy, max_regression: 0.05, on: bound}\n"
+        "    - {metric: log_loss, max_regression: 0.5, relative: true, on: bound}",
     )
+    weak.write_text(weak.read_text().replace("roc_auc_ovr]", "roc_auc_ovr, log_loss]"))
     strong = _spec(folder / "strong", "{n_estimators: 10, random_state: 0}")
     return {
         "weak": run_until(weak, folder / "weak-run", "evaluate"),
@@ -137,6 +140,14 @@ def test_max_regression_reads_the_paired_difference(runs: dict[str, Path], tmp_p
     assert row["delta"] == pytest.approx(compared.ci_low)  # the pessimistic end of Δ
     assert row["champion"] == pytest.approx(compared.champion)
     assert "on the same rows" in row["reason"] and "pessimistic end" in row["reason"]
+    # Lower is better: the pessimistic end is the interval's high end; relative to the
+    # champion's value on the same rows.
+    loss = next(r for r in verdict["rows"] if r["metric"] == "log_loss")
+    found = _comparison(run).delta("log_loss")
+    assert found is not None and found.ci_high is not None and found.champion is not None
+    assert loss["compared"] == "paired" and loss["delta"] == pytest.approx(found.ci_high)
+    assert loss["bound"] == pytest.approx(found.champion * 1.5)
+    assert loss["passed"] is (found.ci_high <= 0.5 * found.champion)
 
 
 def test_a_model_bundle_folder_is_a_champion_too(runs: dict[str, Path], tmp_path: Path) -> None:
