@@ -10,9 +10,11 @@ forest) with:
   requests and with the binary requests `tritonclient` sends (its own request builder makes
   the body: a JSON header and raw little-endian tensors);
 - MLflow's scoring server (`mlflow models serve`, one gunicorn/uvicorn worker per CPU);
-- MLServer with mlserver-sklearn (inference in its server process: its worker pool does not
-  start with MLServer 1.7 on Python 3.11), as installed and again with its adaptive batching
-  on (up to 64 requests, waiting at most 5 ms).
+- MLServer with mlserver-sklearn: as installed (one inference worker process, no batching),
+  with its adaptive batching on (up to 64 requests, waiting at most 5 ms) and one inference
+  worker per CPU, and with adaptive batching and inference in its server process
+  (`parallel_workers: 0`). Its per-request access log is off in all three (`debug: false`,
+  as in production).
 Each server may use every CPU of the machine (ours: one process per CPU). wrk (one thread)
 drives each with 1-row and 100-row requests in the server's own format, over 8 and 64
 connections, for --seconds each; the answers are class labels only.
@@ -23,12 +25,16 @@ pins clash with ours):
     python -m venv /tmp/bench-mlflow && /tmp/bench-mlflow/bin/pip install mlflow-skinny \\
         flask gunicorn scikit-learn==<ours> pandas
     python -m venv /tmp/bench-mlserver && /tmp/bench-mlserver/bin/pip install mlserver \\
-        mlserver-sklearn scikit-learn==<ours>
+        mlserver-sklearn scikit-learn==<ours> 'uvloop<0.22'
+MLServer 1.7's inference workers call `asyncio.get_event_loop()` in a fresh process; uvloop
+0.22 made that raise ("There is no current event loop in thread 'MainThread'"), so with a
+newer uvloop every worker dies at start and MLServer stops: pin uvloop below 0.22.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pstats
@@ -74,16 +80,19 @@ def free_port() -> int:
         return port
 
 
-def wait(url: str, deadline: float = 180) -> None:
+def wait(url: str, process: Any, log: Path, deadline: float = 180) -> None:
+    """Until `url` answers 200; the server's own words if it exits or never gets there."""
     end = time.monotonic() + deadline
-    while time.monotonic() < end:
+    while time.monotonic() < end and process.poll() is None:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.3)
-    raise TimeoutError(url)
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+    state = "not ready" if process.poll() is None else f"exited {process.returncode}"
+    raise RuntimeError(f"{url}: {state} after {deadline:.0f} s. Its log ends:\n{tail}")
 
 
 def _json(data: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
@@ -276,15 +285,16 @@ def servers(
             {"mlflow": Load("/invocations", mlflow_body)},
         )
     if args.mlserver:
-        variants: list[tuple[str, dict[str, Any]]] = [
-            ("mlserver", {}),
-            ("mlserver, adaptive batching", ADAPTIVE_BATCHING),
+        variants: list[tuple[str, dict[str, Any], int | None]] = [
+            ("mlserver", {}, None),  # its default: one inference worker process
+            (f"mlserver, {cpus} workers, adaptive batching", ADAPTIVE_BATCHING, cpus),
+            ("mlserver, in-process, adaptive batching", ADAPTIVE_BATCHING, 0),
         ]
-        for name, settings in variants:
-            model_dir = folder / name.replace(", ", "-").replace(" ", "-")
+        for name, settings, workers in variants:
+            model_dir = folder / re.sub(r"[^a-z0-9]+", "-", name)
             mlserver_model(model_dir, prepared.joblib, settings)
             found[name] = (
-                _mlserver(args.mlserver, model_dir),
+                _mlserver(args.mlserver, model_dir, workers),
                 # Its server is ready before its model is: wait for the model.
                 "/v2/models/iris-classifier/ready",
                 {name: Load(infer, mlserver_body)},
@@ -292,31 +302,44 @@ def servers(
     return found
 
 
-def _mlserver(executable: str, model_dir: Path) -> Callable[[int], list[str]]:
-    return lambda port: [executable, "start", str(model_dir)]
+def _mlserver(executable: str, model_dir: Path, workers: int | None) -> Callable[[int], list[str]]:
+    def command(port: int) -> list[str]:
+        settings: dict[str, Any] = {
+            "http_port": port,
+            "grpc_port": free_port(),
+            "metrics_port": free_port(),
+            "host": "127.0.0.1",
+            "debug": False,  # no access log line per request
+        }
+        if workers is not None:
+            settings["parallel_workers"] = workers
+        (model_dir / "settings.json").write_text(json.dumps(settings))
+        return [executable, "start", str(model_dir)]
+
+    return command
 
 
-def start(name: str, command: list[str], port: int, folder: Path, mlflow_python: str) -> Any:
+def start(name: str, command: list[str], folder: Path, mlflow_python: str) -> Any:
     env = dict(os.environ)
     if name == "mlflow":  # it runs `uvicorn` or `gunicorn` from PATH: make it the venv's
         env["PATH"] = f"{Path(mlflow_python).parent}:{env['PATH']}"
-    if name.startswith("mlserver"):
-        (Path(command[-1]) / "settings.json").write_text(
-            json.dumps(
-                {
-                    "http_port": port,
-                    "grpc_port": free_port(),
-                    "metrics_port": free_port(),
-                    # Its inference pool (parallel_workers > 0) dies at start with MLServer
-                    # 1.7 on Python 3.11 ("no current event loop"): inference in-process.
-                    "parallel_workers": 0,
-                    "host": "127.0.0.1",
-                }
-            )
-        )
+    log = (folder / f"{re.sub(r'[^a-z0-9]+', '-', name)}.log").open("wb")
+    # Its own session, so that stopping it stops the worker processes it started too.
     return subprocess.Popen(
-        command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
+
+
+def stop(process: Any) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers left behind by their parent
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -326,9 +349,10 @@ def benchmark(args: argparse.Namespace) -> int:
         prepared = prepare(folder)
         for name, (command, health, loads) in servers(args, folder, prepared).items():
             port = free_port()
-            process = start(name, command(port), port, folder, args.mlflow_python or "")
+            process = start(name, command(port), folder, args.mlflow_python or "")
+            log = folder / f"{re.sub(r'[^a-z0-9]+', '-', name)}.log"
             try:
-                wait(f"http://127.0.0.1:{port}{health}")
+                wait(f"http://127.0.0.1:{port}{health}", process, log)
                 for label, load in loads.items():
                     url = f"http://127.0.0.1:{port}{load.path}"
                     results[label] = {}
@@ -340,12 +364,7 @@ def benchmark(args: argparse.Namespace) -> int:
                                 f"{label}, {rows} rows, {connections}: {measured}", file=sys.stderr
                             )
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:  # MLServer's workers can hold it up
-                    process.kill()
-                    process.wait(timeout=30)
+                stop(process)
     print("\n| server | rows | connections | req/s | p50 ms | p99 ms | timeouts |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, by_load in results.items():
@@ -386,9 +405,10 @@ def profile(args: argparse.Namespace) -> int:
         stats = folder / "profile.out"
         command = ours(prepared.onnx_dir, workers="1")(port)
         command[1:1] = ["-m", "cProfile", "-o", str(stats)]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        log = folder / "server.log"
+        process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         try:
-            wait(f"http://127.0.0.1:{port}/v2/health/ready")
+            wait(f"http://127.0.0.1:{port}/v2/health/ready", process, log)
             load = Load("/v2/models/iris-classifier/infer", ours_binary)
             rps, p50, p99, _ = drive(
                 f"http://127.0.0.1:{port}{load.path}", load, 1, 8, folder, args.seconds
