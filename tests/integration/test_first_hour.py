@@ -59,7 +59,7 @@ def test_a_failed_gate_says_failed_on_its_stage_line(tmp_path: Path, cache: str)
     assert again.code == 4 and again.out.splitlines()[0].split()[:2] == ["gate", "failed"]
 
 
-def test_runs_never_show_up_in_git_status(tmp_path: Path) -> None:
+def test_runs_never_show_up_in_git_status(tmp_path: Path, cache: str) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     quick_iris(repo)
@@ -67,7 +67,7 @@ def test_runs_never_show_up_in_git_status(tmp_path: Path) -> None:
     git("add", "-A", cwd=repo)
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "x", cwd=repo)
     done = subprocess.run(
-        [MLOPS, "run", "iris/mlops.yaml", "--until", "train"],
+        [MLOPS, "run", "iris/mlops.yaml", "--until", "gate", "--cache", cache],
         cwd=repo,
         capture_output=True,
         text=True,
