@@ -125,7 +125,6 @@ def _cmd_init(args: argparse.Namespace, console: Console) -> int:
         raise starter_spec.InitRefused("--target goes with --data (a built-in's is `target`)")
     if args.data is not None and args.target is None:
         raise starter_spec.InitRefused("--data needs --target COLUMN: the column to predict")
-    starter_spec.check_output(output)
     if args.builtin is not None:
         starter = starter_spec.plan_builtin(args.builtin)
         command = f"mlops init --builtin {args.builtin}"

@@ -7,7 +7,7 @@ reader as `mlops validate`) and the target's values (that column alone, at most
 threshold is the trivial baseline the model must beat: the share of the most common class
 (what always guessing it scores), or an R² of 0 (what always predicting the mean scores).
 
-`plan` checks and reads; `render` is pure text; `write` creates the file without ever
+`plan_*` check and read; `render` is pure text; `write` creates the file without ever
 replacing one (an existing file or a symlink is refused, a crash leaves no half file).
 """
 
@@ -99,22 +99,6 @@ def plan_file(data: Path, target: str, output: Path) -> Starter:
     suffix = "classifier" if guess.task == "classification" else "regressor"
     stem = Path(relative).stem
     return Starter(_model_name(stem, suffix), relative, None, relative, target, read, guess)
-
-
-def check_output(output: Path) -> None:
-    """Never replace a file, never write through a symlink, never into a missing folder."""
-    if output.is_symlink():
-        raise InitRefused(
-            f"{output} is a symbolic link; mlops init does not write through links: give "
-            "--output a plain path"
-        )
-    if output.exists():
-        raise InitRefused(
-            f"{output} already exists; mlops init never overwrites: remove or rename it, or "
-            "write elsewhere with --output PATH"
-        )
-    if not output.parent.is_dir():
-        raise InitRefused(f"{output.parent} is not a folder; make it first, or choose --output")
 
 
 def _data_location(data: Path, output: Path) -> str:
@@ -386,8 +370,8 @@ def _comment(text: str) -> str:
 
 
 def write(output: Path, text: str) -> None:
-    """Create `output` with `text`, all or nothing, never replacing a file or a link."""
-    check_output(output)
+    """Create `output` with `text`, all or nothing, never replacing a file or a link (the
+    command line checked `output` as `arguments.new_file`; this holds if one appeared since)."""
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -395,8 +379,8 @@ def write(output: Path, text: str) -> None:
             os.link(tmp, output)  # fails if anything (a file, a link) appeared meanwhile
         except FileExistsError:
             raise InitRefused(
-                f"{output} appeared while writing; mlops init never overwrites: remove or "
-                "rename it, or choose --output"
+                f"{output} exists (it appeared after the check); mlops init never overwrites: "
+                "remove or rename it, or choose --output"
             ) from None
     finally:
         tmp.unlink(missing_ok=True)

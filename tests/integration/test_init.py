@@ -191,3 +191,21 @@ def test_the_floor_is_the_majority_share_rounded_up() -> None:
         assert share <= floor < share + 0.01 + 1e-12 and math.isclose(
             floor * 100, round(floor * 100)
         )
+
+
+def test_a_file_that_appears_after_the_check_is_still_not_replaced(tmp_path: Path) -> None:
+    """`write` itself never replaces: a file or a dangling link made between the command
+    line's check and the write is refused, and no temporary file is left."""
+    from gitops_mlops.starter_spec import InitRefused, write
+
+    existing = tmp_path / "mlops.yaml"
+    existing.write_text("mine\n")
+    link = tmp_path / "linked.yaml"
+    link.symlink_to(tmp_path / "nowhere.yaml")
+    for output in (existing, link):
+        with pytest.raises(InitRefused, match="never overwrites"):
+            write(output, "apiVersion: mlops/v1\n")
+    assert existing.read_text() == "mine\n" and not (tmp_path / "nowhere.yaml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linked.yaml", "mlops.yaml"]
+    write(tmp_path / "new.yaml", "kind: x\n")
+    assert (tmp_path / "new.yaml").read_text() == "kind: x\n"
