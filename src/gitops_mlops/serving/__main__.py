@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import os
 import resource
 import signal
@@ -30,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_mlops.serving import http, runtimes, workers
+from gitops_mlops.serving.errors import UntrustedModelError
 from gitops_mlops.serving.metrics import Metrics, shared_table
-from gitops_mlops.serving.trust import UntrustedModelError
 
 DRAIN_SECONDS = 10.0  # then the rest are cut: within Kubernetes' default 30 s grace period
 
@@ -99,6 +101,14 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def prepare_workers() -> None:
+    """Import what every worker runs (the app, the event loop) once, before they fork: the
+    workers then share the pages and start serving without importing anything."""
+    importlib.import_module("gitops_mlops.serving.app")
+    with contextlib.suppress(ImportError):
+        importlib.import_module("uvloop")
+
+
 def serve_worker(
     config: Settings, runtime: runtimes.Runtime, sock: socket.socket, metrics: Metrics
 ) -> int:
@@ -148,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {config.host}:{config.port}: {err}", file=sys.stderr)
         return 1
     runtime.preload()  # before forking, so that the workers share the pages
+    prepare_workers()
     table = shared_table(config.workers)
     if config.workers == 1:
         return serve_worker(config, runtime, sock, Metrics(table, 0))

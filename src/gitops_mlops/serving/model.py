@@ -15,8 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gitops_mlops.serving import structure, trust
-from gitops_mlops.serving.trust import UntrustedModelError
+from gitops_mlops.serving.errors import UntrustedModelError
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -60,6 +59,8 @@ def load_trusted(path: Path, allow_modules: tuple[str, ...] = (), data: bytes | 
     Check the file's sha256 first (`verified_bytes`) and pass the bytes that were checked as
     `data`, so the file cannot change between the check and the load.
     """
+    from gitops_mlops.serving import structure, trust
+
     if data is None:
         data = _read(path)
     names = trust.audit(data, path, allow_modules)
@@ -119,6 +120,8 @@ def check(model_dir: Path, allow_modules: tuple[str, ...] | None = None) -> dict
     Nothing is deserialised. `allow_modules` defaults to the manifest's (what training
     recorded); callers that hold the spec pass the spec's.
     """
+    from gitops_mlops.serving import trust  # here: the onnx runtime never needs it
+
     manifest, data = verified_bytes(model_dir)
     allowed = allow_modules if allow_modules is not None else allowed_in(manifest)
     trust.audit(data, model_dir / MODEL_FILE, allowed)

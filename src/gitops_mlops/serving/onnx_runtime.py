@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from gitops_mlops.serving.errors import UntrustedModelError
 from gitops_mlops.serving.model import Feature, ServedModel, datatype_of
 from gitops_mlops.serving.runtimes import RUNTIME_FILE, Columns, Loaded, Outputs
-from gitops_mlops.serving.trust import UntrustedModelError
 
 # What a missing text value becomes: ONNX strings have no NaN. The converted imputer
 # replaces exactly this string, as scikit-learn's replaces NaN.

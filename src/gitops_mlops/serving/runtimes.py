@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gitops_mlops.serving.errors import UntrustedModelError
 from gitops_mlops.serving.model import ServedModel
-from gitops_mlops.serving.trust import UntrustedModelError
 
 Columns = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]

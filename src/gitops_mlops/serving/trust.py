@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops_mlops.serving.errors import UntrustedModelError as UntrustedModelError
+
 SCHEMA_LIMIT = 64 * 1024 * 1024  # bytes of schema.json; a model's is a few MB at most
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -217,10 +219,6 @@ _CALLABLE_LOADERS = {
     "PartialNode": "a functools.partial",
     "OperatorFuncNode": "an operator function",
 }
-
-
-class UntrustedModelError(Exception):
-    """A model file that would build types we do not trust, or that is no skops file."""
 
 
 @dataclass(frozen=True)

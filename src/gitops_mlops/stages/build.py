@@ -79,6 +79,10 @@ FROM ${{PACKAGES_IMAGE}} AS packages
 FROM ${{BASE_IMAGE}}
 COPY --from=packages /opt/venv /opt/venv
 COPY app/ /app/
+# Compiled once here: the base image sets PYTHONDONTWRITEBYTECODE (and the user could not
+# write /app), so uncompiled code would be compiled again at every start. Hash-based .pyc
+# files: the same bytes on every build, checked against the source they come from.
+RUN ["{python}", "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "/app"]
 COPY model/ /model/
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app MLOPS_MODEL_DIR=/model MLOPS_PORT={port} \\
     MLOPS_WORKERS=auto
@@ -239,6 +243,7 @@ def render(
             user=USER,
             labels=_labels(ctx, manifest, pins, base_digest),
             healthcheck=HEALTHCHECK.format(port=port),
+            python=VENV_PYTHON,
         )
     )
     return Contexts(packages, image, pins, wheels)
