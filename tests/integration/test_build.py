@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,10 +18,11 @@ import pytest
 
 from gitops_mlops.integrations import docker
 from gitops_mlops.reporting import markdown
+from gitops_mlops.serving.runtimes import RUNTIMES
 from tests.conftest import run_cli
 from tests.image_setup import BASE_IMAGE, require
 from tests.integration.helpers import copy_example, run_until
-from tests.integration.server_helpers import request, wait_ready
+from tests.integration.server_helpers import free_port, request, serving, wait_ready
 from tests.integration.test_serving import MALFORMED, ROWS, per_feature
 
 BASE = BASE_IMAGE
@@ -59,6 +62,8 @@ def pushed(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     data: dict[str, Any] = json.loads((run / "build.json").read_text())
     data["run"] = run
     data["folder"] = folder
+    # The image itself: the sklearn image of the same model version gets the same tag.
+    data["image_id"] = engine.images.get(data["reference"]).id
     data["out"] = result.out
     yield data
     _remove_session_images(engine)
@@ -185,7 +190,7 @@ def test_a_retrain_rebuilds_only_the_model_layer(
 
 @pytest.fixture(scope="module")
 def container_port(engine: Any, pushed: dict[str, Any]) -> Iterator[int]:
-    with docker.running(engine, pushed["reference"], 8080) as (container, port):
+    with docker.running(engine, pushed["image_id"], 8080) as (container, port):
         docker.wait_ready(container, port, 90)
         yield port
 
@@ -304,7 +309,7 @@ def test_the_onnx_image_holds_numpy_and_onnxruntime_not_scikit_learn(
     )
     found = json.loads(
         engine.containers.run(
-            pushed["reference"], ["python", "-c", script], remove=True, network_mode="none"
+            pushed["image_id"], ["python", "-c", script], remove=True, network_mode="none"
         )
     )
     assert found == {
@@ -317,6 +322,23 @@ def test_the_onnx_image_holds_numpy_and_onnxruntime_not_scikit_learn(
         "onnxruntime": True,
     }
     assert pushed["size_bytes"] <= 300 * 2**20  # issue 14's target, on the CI base image
+    # What the server imports to start (as its command does, but the socket): not the
+    # skops audit the sklearn runtime needs, and code compiled at build time, not at start.
+    start = (
+        "import json, os, sys; from pathlib import Path; "
+        "from gitops_mlops.serving import __main__ as main, runtimes; "
+        "d = Path('/model'); r = runtimes.of(d); r.check(d); r.preload(); "
+        "main.prepare_workers(); r.load(d); "
+        "print(json.dumps({n: os.path.isfile(m.__cached__) for n, m in sys.modules.items() "
+        "if n.startswith('gitops_mlops')}))"
+    )
+    imported = engine.containers.run(
+        pushed["image_id"], ["python", "-c", start], remove=True, network_mode="none"
+    )
+    compiled = json.loads(imported.decode().splitlines()[-1])
+    assert {"gitops_mlops.serving.onnx_runtime", "gitops_mlops.serving.app"} <= set(compiled)
+    assert not {"gitops_mlops.serving.trust", "gitops_mlops.serving.structure"} & set(compiled)
+    assert all(compiled.values()), compiled
 
 
 def test_tritonclient_against_the_image(container_port: int, pushed: dict[str, Any]) -> None:
@@ -351,6 +373,8 @@ def sklearn_image(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict
     assert result.code == 0, result.out + result.err
     assert "runtime   sklearn: container.runtime: sklearn" in result.out
     data: dict[str, Any] = json.loads((run / "build.json").read_text())
+    data["run"] = run
+    data["image_id"] = engine.images.get(data["reference"]).id
     return data
 
 
@@ -362,7 +386,7 @@ def test_clients_cannot_tell_the_runtimes_apart(
     assert sklearn_image["tag"] == pushed["tag"]  # the same trained model
     assert sklearn_image["runtime"]["runtime"] == "sklearn"
     assert any(p.startswith("scikit-learn==") for p in sklearn_image["requirements"])
-    with docker.running(engine, sklearn_image["reference"], 8080) as (container, port):
+    with docker.running(engine, sklearn_image["image_id"], 8080) as (container, port):
         docker.wait_ready(container, port, 90)
         for path in ("/v2", "/v2/models/iris-classifier", "/v2/models/iris-classifier/ready"):
             assert request(port, "GET", path) == request(container_port, "GET", path)
@@ -391,7 +415,7 @@ def test_one_worker_per_cpu_the_container_is_given(
     if len(os.sched_getaffinity(0)) < workers:
         pytest.skip(f"this machine has fewer than {workers} CPUs")
     options = {"nano_cpus": int(cpus * 1e9)}
-    with docker.running(engine, pushed["reference"], 8080, **options) as (container, port):
+    with docker.running(engine, pushed["image_id"], 8080, **options) as (container, port):
         docker.wait_ready(container, port, 90)
         assert f"\nmlops_workers {workers}\n" in request(port, "GET", "/metrics")[1]
         started = time.monotonic()
@@ -401,3 +425,98 @@ def test_one_worker_per_cpu_the_container_is_given(
         assert time.monotonic() - started < 15
         logs = container.logs().decode(errors="replace")
         assert "telemetry" not in logs.lower() and "Traceback" not in logs, logs
+
+
+def _exchange(
+    port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body bytes): what a client sees, but the Date."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+def _same_requests() -> list[tuple[str, str, str, bytes | None, dict[str, str]]]:
+    """(case, method, path, body, headers): metadata, predictions (JSON and tritonclient's
+    binary tensors), every malformed request of the server's tests, and errors of the
+    protocol's own (unknown model, version, route; binary sizes that do not add up)."""
+    import numpy as np
+    import tritonclient.http as triton
+    from tritonclient.http._utils import _get_inference_request
+
+    infer = "/v2/models/iris-classifier/infer"
+    as_json = {"Content-Type": "application/json"}
+    cases: list[tuple[str, str, str, bytes | None, dict[str, str]]] = [
+        (path, "GET", path, None, {})
+        for path in (
+            "/v2",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/v2/models/iris-classifier",
+            "/v2/models/iris-classifier/ready",
+            "/v2/models/iris-classifier/versions/nope",
+            "/v2/models/no-such-model",
+            "/v3",
+        )
+    ]
+    cases.append(("per-feature", "POST", infer, json.dumps(per_feature(ROWS)).encode(), as_json))
+    matrix = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": ROWS}]}
+    matrix["outputs"] = [{"name": "predict_proba"}]
+    cases.append(("matrix", "POST", infer, json.dumps(matrix).encode(), as_json))
+    for case, method, payload, _, _ in MALFORMED:
+        body = payload if isinstance(payload, bytes) or payload is None else None
+        body = json.dumps(payload).encode() if body is None and payload is not None else body
+        cases.append((case, method, infer, body, as_json))
+    tensor = triton.InferInput("x", [3, 4], "FP64")
+    tensor.set_data_from_numpy(np.array(ROWS, dtype=np.float64))
+    outputs = [triton.InferRequestedOutput(n, binary_data=True) for n in ("predict_proba",)]
+    binary, length = _get_inference_request([tensor], "", outputs, 0, False, False, 0, None, None)
+    header = {"Inference-Header-Content-Length": str(length)}
+    cases.append(("binary", "POST", infer, binary, header))
+    cases.append(("binary-short", "POST", infer, binary[:-8], header))
+    too_long = {"Inference-Header-Content-Length": str(len(binary) + 1)}
+    cases.append(("binary-header-beyond-body", "POST", infer, binary, too_long))
+    return cases
+
+
+def _series(text: bytes) -> set[str]:
+    """The /metrics series (name and labels), without their values."""
+    return {line.rsplit(" ", 1)[0] for line in text.decode().splitlines() if line}
+
+
+def test_each_runtime_image_answers_as_mlops_serve_does(
+    engine: Any, pushed: dict[str, Any], sklearn_image: dict[str, Any]
+) -> None:
+    """Differential: for every runtime of the registry, its image and `mlops serve --runtime`
+    on the same run give the same status, Content-Type and bytes to the same requests, and
+    then the same /metrics series. One worker each: the series have a row per worker."""
+    images = {"onnx": pushed, "sklearn": sklearn_image}
+    assert set(images) == set(RUNTIMES)  # a new runtime needs an image here
+    requests = _same_requests()
+    for runtime, image in images.items():
+        assert image["runtime"]["runtime"] == runtime
+        port = free_port()
+        local = [sys.executable, "-m", "gitops_mlops", "serve", str(image["run"])]
+        local += ["--port", str(port), "--runtime", runtime, "--workers", "1"]
+        environment = {"MLOPS_WORKERS": "1"}
+        # The container starts while `mlops serve` does.
+        with (
+            docker.running(engine, image["image_id"], 8080, environment=environment) as (
+                container,
+                container_port,
+            ),
+            serving(local, port),
+        ):
+            docker.wait_ready(container, container_port, 90)
+            for case, method, path, body, headers in requests:
+                ours = _exchange(port, method, path, body, headers)
+                theirs = _exchange(container_port, method, path, body, headers)
+                assert ours == theirs, (runtime, case)
+                assert ours[0] < 500, (runtime, case, ours)
+            served = [_exchange(p, "GET", "/metrics", None, {}) for p in (port, container_port)]
+        assert served[0][:2] == served[1][:2] == (200, served[0][1])
+        assert _series(served[0][2]) == _series(served[1][2]), runtime
