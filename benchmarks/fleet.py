@@ -58,24 +58,31 @@ def git(*args: str, cwd: Path) -> None:
 
 
 def cache_figures(mlops: str, work: Path, repeats: int) -> bool:
-    print(f"{'example':14} {'first run':>10} {'cache hit':>10} {'ratio':>7} {'hit CPU':>8}")
+    """Wall seconds and ratio, then CPU seconds and ratio (what the wall figures would be
+    on a quiet machine: the targets are judged on wall time when the load allows)."""
+    print(
+        f"{'example':14} {'first run':>10} {'cache hit':>10} {'ratio':>7}   "
+        f"{'first CPU':>9} {'hit CPU':>8} {'ratio':>7}"
+    )
     met = True
     shutil.copytree(ROOT / "examples" / "gitops", work / "gitops")  # the gate's champion
     for name in EXAMPLES:
         shutil.copytree(ROOT / "examples" / name, work / name)
         spec = str(work / name / "mlops.yaml")
-        firsts, hits, cpu = [], [], []
+        firsts, hits, first_cpu, hit_cpu = [], [], [], []
         for attempt in range(repeats):
             cache = work / f"cache-{name}-{attempt}"
             run = [mlops, "run", spec, "--until", "gate", "--cache", str(cache), "--out"]
             firsts.append(wall([*run, str(work / f"first-{name}-{attempt}")]))
+            first_cpu.append(CPU[-1])
             hits.append(wall([*run, str(work / f"hit-{name}-{attempt}")]))
-            cpu.append(CPU[-1])
+            hit_cpu.append(CPU[-1])
         first, hit = statistics.median(firsts), statistics.median(hits)
+        cpu_first, cpu_hit = statistics.median(first_cpu), statistics.median(hit_cpu)
         met &= hit <= 1.0 and first / hit >= 10
         print(
-            f"{name:14} {first:8.2f} s {hit:8.2f} s {first / hit:6.1f}x "
-            f"{statistics.median(cpu):6.2f} s"
+            f"{name:14} {first:8.2f} s {hit:8.2f} s {first / hit:6.1f}x   "
+            f"{cpu_first:7.2f} s {cpu_hit:6.2f} s {cpu_first / cpu_hit:6.1f}x"
         )
     return met
 
@@ -137,10 +144,12 @@ def main() -> int:
         print("needs `mlops` on PATH (pip install -e '.[ml]')")
         return 1
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    start = time.time()
     with tempfile.TemporaryDirectory(prefix="mlops-bench-fleet-") as tmp:
         work = Path(tmp)
         cache_met = cache_figures(mlops, work, args.repeats)
         plan_met = plan_figure(mlops, work, args.specs, args.files, args.repeats)
+    print(f"load average after: {os.getloadavg()[0]:.1f} ({time.time() - start:.0f} s)")
     verdict = {True: "met", False: "NOT met"}
     print(
         f"median of {args.repeats}; targets: hit <= 1 s and >= 10x ({verdict[cache_met]}), "
