@@ -226,7 +226,7 @@ def _pictures(
     if left:
         lines.append(
             f"*{len(left)} picture(s) left out ({', '.join(left)}) to keep this comment within "
-            "GitHub's 65,536 characters; the run's metrics.json holds what they show.*"
+            "GitHub's 65,536 characters; report.html draws them, from the run's metrics.json.*"
         )
     return lines
 
