@@ -99,6 +99,7 @@ def test_every_run_writes_report_html_with_user_text_escaped(hostile_run: Path) 
     assert html.CSP in page
     assert "&lt;/title&gt;&lt;script&gt;alert(&#x27;description&#x27;)" in page
     assert "&lt;img src=x onerror=alert(&#x27;column&#x27;)&gt;" in page  # provenance features
+    assert re.search(r"<th>test rows digest</th><td><code>sha256:[0-9a-f]{64}</code>", page)
     for tag in ("<link", "<iframe", "<object", "<embed", "<image", "http://", "https://", "url("):
         remaining = page.replace("http://www.w3.org/", "")  # SVG namespaces, not requests
         assert tag not in re.sub(r"url\(#f\d+-", "", remaining), tag

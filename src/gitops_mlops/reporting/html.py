@@ -71,6 +71,7 @@ class Page:
     comparison: Comparison | None = None  # the champion, metric by metric (and its curves)
     predictions: Predictions | None = None  # the candidate's rows (regression's scatter plot)
     image: str = ""  # the serving image pushed, by digest
+    test_rows_digest: str = ""  # sha256 of the test rows the metrics are measured on
 
 
 def render(page: Page) -> str:
@@ -311,6 +312,7 @@ def _provenance(page: Page) -> str:
         ("spec", page.spec.file.name),
         ("spec digest", manifest.get("spec_digest") or page.spec.digest),
         ("data digest", manifest.get("data_digest")),
+        ("test rows digest", page.test_rows_digest),
         ("git commit", manifest.get("git_commit")),
         ("estimator", manifest.get("estimator") or manifest.get("trainer")),
         ("parameters", _inline(manifest.get("params"))),

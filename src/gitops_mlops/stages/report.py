@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.gitops_repo import GitHubSettings
@@ -29,9 +29,6 @@ from gitops_mlops.reporting.github import (
 from gitops_mlops.rundir import RunDir, read_json
 from gitops_mlops.spec.model import Spec
 from gitops_mlops.triggers import TRIGGERS
-
-if TYPE_CHECKING:  # numpy is imported only where the predictions are read
-    from gitops_mlops.predictions import Predictions
 
 _ARTIFACT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
@@ -128,6 +125,7 @@ def write_html(spec: Spec, run: RunDir) -> Path | None:
 
     manifest = read_json(run.manifest_file, "manifest.json") if run.manifest_file.is_file() else {}
     build = run.find_build()
+    rows = run.find_predictions()
     page = html.Page(
         spec,
         run.read_metrics(),
@@ -135,16 +133,12 @@ def write_html(spec: Spec, run: RunDir) -> Path | None:
         manifest if isinstance(manifest, dict) else {},
         comparison=run.find_comparison(),
         # The scatter plot of predicted against true needs the rows (regression only).
-        predictions=_rows(run) if spec.task == "regression" else None,
+        predictions=rows.predictions if rows and spec.task == "regression" else None,
+        test_rows_digest=rows.rows_digest if rows else "",
         image=(build.pinned or "") if build else "",
     )
     run.write_report_html(html.render(page))
     return run.report_html
-
-
-def _rows(run: RunDir) -> Predictions | None:
-    found = run.find_predictions()
-    return None if found is None else found.predictions
 
 
 def html_link(env: Mapping[str, str]) -> str:
