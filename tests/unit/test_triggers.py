@@ -129,12 +129,13 @@ def test_the_workflow_answers_only_registered_events() -> None:
 
 
 def test_docs_cite_the_project_not_a_design_brief() -> None:
+    folders = ("src", "tests", "benchmarks", "actions", ".github", ".ci", "docs", "examples")
+    files = [p for folder in folders for p in (ROOT / folder).rglob("*")]
     cited = [
         str(path.relative_to(ROOT))
-        for folder in ("src", "tests", "benchmarks", "actions", ".github", "docs", "examples")
-        for path in (ROOT / folder).rglob("*")
+        for path in [*files, *ROOT.glob("*")]  # README.md, pyproject.toml, ...
         if path.is_file()
-        and path.suffix in {".py", ".yml", ".yaml", ".md", ".sh", ".json"}
+        and path.suffix in {"", ".py", ".yml", ".yaml", ".md", ".sh", ".json", ".toml"}
         and "DESIGN" + ".md" in path.read_text(encoding="utf-8", errors="replace")
     ]
     assert cited == []
