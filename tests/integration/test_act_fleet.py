@@ -19,9 +19,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.fake_github import TOKEN, FakeGitHub, Pull, git
 from tests.fleet_repo import commit_all, gitops_layout, model_repo, write
-from tests.integration.test_act import SOURCE, checkout, pr_event, run_act
-
-__all__ = ["checkout"]  # the module fixture: a snapshot of this checkout for act
+from tests.integration.test_act import SOURCE, pr_event, run_act
 
 GITOPS = "acme/gitops"
 pytestmark = pytest.mark.skipif(os.environ.get("MLOPS_SKIP_ACT") == "1", reason="MLOPS_SKIP_ACT=1")
