@@ -16,7 +16,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This checkout's files as git sees them (tracked, or new and not ignored), for act.
 
     act copies a `--local-repository` folder whole, for every action it uses from it: with a
-    virtual environment inside the checkout (.ci/run makes .venv) that was 800 MB a copy and
+    virtual environment inside the checkout (a developer's .venv) that was 800 MB a copy and
     two minutes a run. One snapshot for the session: every act module runs the same code.
     """
     listed = subprocess.run(
