@@ -22,7 +22,7 @@ from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.rundir import RunDir
 from tests.conftest import run_cli
 from tests.integration.helpers import copy_example, run_until, without_latency_gate, write_spec
-from tests.integration.registry_helpers import SHARED, push_image, shared_registry_answers
+from tests.integration.registry_helpers import SHARED, push_image, shared_registry
 from tests.integration.server_helpers import free_port
 
 
@@ -179,12 +179,7 @@ def test_a_champion_of_another_task_falls_back_to_its_recorded_metrics(
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    if not shared_registry_answers():
-        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Registry(SHARED, {})
+    return shared_registry()
 
 
 @pytest.fixture

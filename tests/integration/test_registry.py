@@ -14,12 +14,11 @@ import pytest
 from gitops_mlops.integrations.registry import Descriptor, Registry, RegistryError
 from tests.integration.registry_helpers import (
     PASSWORD,
-    SHARED,
     USER,
     Private,
     private_registry,
     push_image,
-    shared_registry_answers,
+    shared_registry,
 )
 
 MODEL = b"model bytes " * 100
@@ -27,12 +26,7 @@ MODEL = b"model bytes " * 100
 
 @pytest.fixture(scope="module")
 def shared() -> Registry:
-    if not shared_registry_answers():
-        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Registry(SHARED, {})
+    return shared_registry()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import threading
 import time
 import uuid
@@ -36,7 +35,7 @@ from tests.integration.hostile_registry import (
     hostile,
     token_service,
 )
-from tests.integration.registry_helpers import SHARED, push_image, shared_registry_answers
+from tests.integration.registry_helpers import SHARED, push_image, shared_registry
 
 USER, PASSWORD = "robot", "hostile-s3cret"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -46,12 +45,7 @@ ELSEWHERE = "127.0.0.2"  # another host, still loopback (Linux routes all of 127
 
 @pytest.fixture(scope="module")
 def shared() -> Registry:
-    if not shared_registry_answers():
-        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Registry(SHARED, {})
+    return shared_registry()
 
 
 @pytest.fixture
