@@ -184,13 +184,6 @@ class RunDir:
 
         predictions.write(self.predictions, found)
 
-    def find_champion_predictions(self) -> PredictionSet | None:
-        from gitops_mlops.records import predictions
-
-        if not self.champion_predictions.is_file():
-            return None
-        return predictions.read(self.champion_predictions)
-
     def write_champion_predictions(self, found: PredictionSet | None) -> None:
         if found is None:
             self.champion_predictions.unlink(missing_ok=True)

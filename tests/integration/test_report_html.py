@@ -8,6 +8,8 @@ page shows that the checks see each of those things when they happen.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from gitops_mlops.stages.report import html_link
 from gitops_mlops.stages.validate import load
 from tests import chromium
 from tests.conftest import run_cli
+from tests.integration.helpers import run_until, write_spec
 
 HOSTILE_COLUMN = "<img src=x onerror=alert('column')>"
 HOSTILE_LABELS = ("<script>alert('label')</script>", "$\\frac{a}{b}$ & </text></svg>")
@@ -282,6 +285,46 @@ def test_binary_page_has_every_plot_and_opens_cleanly(
     seen = browser.visit(tmp_path / "binary.html")
     assert seen.problems == [] and seen.requests == [] and seen.facts["svgs"] == 4
     assert chromium.ink(seen.screenshot) > 0.02
+
+
+def _binary_run(folder: Path, params: str) -> Path:
+    folder.mkdir()
+    spec = write_spec(
+        folder,
+        "task: classification\n"
+        "data: {train: {builtin: breast_cancer}, split: {test_size: 0.3, seed: 0}}\n"
+        f"model: {{estimator: sklearn.tree.DecisionTreeClassifier, params: {params}}}\n"
+        "evaluation: {metrics: [accuracy, roc_auc], confidence: {resamples: 100}, "
+        "latency: false}\n",
+    )
+    return run_until(spec, folder / "run", "evaluate")
+
+
+def test_the_champion_curves_come_from_the_comparison_alone(tmp_path: Path) -> None:
+    """The champion's curves are summarised once, where the comparison is made, into
+    comparison.json; report.html draws those and does not read the champion's predictions
+    (champion-predictions.npz) again."""
+    weak = _binary_run(tmp_path / "weak", "{max_depth: 1, random_state: 0}")
+    run = _binary_run(tmp_path / "strong", "{max_depth: 4, random_state: 0}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env["MLOPS_CHAMPION_CACHE"] = str(tmp_path / "champions")
+    gated = run_cli("gate", str(run), "--champion", str(weak), env=env)
+    assert gated.code == 0, gated.out + gated.err
+
+    def page() -> str:
+        made = run_cli("report", str(run), "--event", "push", env=env)
+        assert made.code == 0, made.out + made.err
+        return (run / "report.html").read_text(encoding="utf-8")
+
+    comparison = json.loads((run / "comparison.json").read_text())
+    area = comparison["curves"]["roc"]["area"]
+    drawn = page()
+    assert f"champion ({area:.3f})" in drawn
+    (run / "champion-predictions.npz").unlink()
+    assert page() == drawn  # byte for byte: the predictions were not read
+    comparison["curves"]["roc"]["area"] = 0.123
+    (run / "comparison.json").write_text(json.dumps(comparison))
+    assert "champion (0.123)" in page()  # what comparison.json says is what is drawn
 
 
 def test_regression_page_shows_residuals(tmp_path: Path) -> None:

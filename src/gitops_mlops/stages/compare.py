@@ -50,8 +50,9 @@ class CompareContext:
 
 
 def compare(ctx: CompareContext) -> Comparison:
-    """The comparison, written to comparison.json (and the champion's predictions of the
-    same rows to champion-predictions.npz, for the report's pictures)."""
+    """The comparison, written to comparison.json with the champion's curves on the same
+    rows (what the report draws), and the champion's predictions of those rows to
+    champion-predictions.npz (kept for a closer look; the report does not read them)."""
     result, theirs = _compare(ctx)
     ctx.run.write_comparison(result)
     ctx.run.write_champion_predictions(theirs)
