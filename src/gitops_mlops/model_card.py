@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_mlops.records.metrics import Metrics
+from gitops_mlops.reporting.numbers import number, span
 
 FILE = "model-card.md"
 _MARKER = re.compile(r"^<!-- gitops-mlops:model-card model=(\S+) version=(\S+) -->$")
@@ -251,10 +252,8 @@ def _metric_rows(table: Mapping[str, Any]) -> list[str]:
             why = f" ({_cell(estimate.reason)})" if estimate.reason else ""
             rows.append(f"| {_cell(name)} | — | —{why} |")
             continue
-        interval = "—"
-        if estimate.ci_low is not None and estimate.ci_high is not None:
-            interval = f"[{estimate.ci_low:.4g}, {estimate.ci_high:.4g}]"
-        rows.append(f"| {_cell(name)} | {estimate.value:.4g} | {interval} |")
+        interval = span(estimate.ci_low, estimate.ci_high)
+        rows.append(f"| {_cell(name)} | {number(estimate.value)} | {interval} |")
     return rows
 
 

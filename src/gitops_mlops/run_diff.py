@@ -18,6 +18,8 @@ from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.records.model_summary import ModelSummary
 from gitops_mlops.records.predictions import PredictionSet
+from gitops_mlops.reporting.escaping import terminal_text
+from gitops_mlops.reporting.numbers import number, signed, span
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Confidence
 
@@ -144,7 +146,7 @@ def render_text(found: RunDiff) -> str:
         if slice_name is not None:
             rows = found.b.metrics.slice_rows.get(slice_name)
             count = f" ({rows} rows of B)" if rows is not None else ""
-            lines += ["", f"Slice {_plain(slice_name)}{count}"]
+            lines += ["", f"Slice {terminal_text(slice_name)}{count}"]
         lines += ["", *_table([r for r in comparison.rows if r.slice == slice_name], level)]
     return "\n".join(lines)
 
@@ -152,8 +154,8 @@ def render_text(found: RunDiff) -> str:
 def _side_line(side: Side) -> str:
     n = side.predictions.predictions.n
     return (
-        f"{side.label}: {_plain(str(side.run.root))}  {_plain(side.model.name)} "
-        f"{_plain(side.model.version)}  ({n} test rows)"
+        f"{side.label}: {terminal_text(str(side.run.root))}  {terminal_text(side.model.name)} "
+        f"{terminal_text(side.model.version)}  ({n} test rows)"
     )
 
 
@@ -161,29 +163,14 @@ def _table(rows: list[Delta], level: str | None) -> list[str]:
     interval = f"Δ {level} interval" if level else "Δ interval"
     lines = [f"| metric | A | B | Δ | {interval} | verdict |", "|---|---:|---:|---:|---|---|"]
     for row in rows:
-        span = "—"
-        if row.ci_low is not None and row.ci_high is not None:
-            span = f"[{row.ci_low:+.4g}, {row.ci_high:+.4g}]"
         verdict = row.verdict
         if row.verdict == "not comparable" and row.reason:
             # comparisons.pair says candidate and champion: here they are B and A.
             reason = row.reason.replace("candidate:", "B:").replace("champion:", "A:")
             verdict += f" ({reason})"
         lines.append(
-            f"| {row.metric} | {_number(row.champion)} | {_number(row.candidate)} "
-            f"| {_signed(row.delta)} | {span} | {_plain(verdict).replace('|', '/')} |"
+            f"| {row.metric} | {number(row.champion)} | {number(row.candidate)} "
+            f"| {signed(row.delta)} | {span(row.ci_low, row.ci_high, sign=True)} "
+            f"| {terminal_text(verdict).replace('|', '/')} |"
         )
     return lines
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
-
-
-def _signed(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4g}"
-
-
-def _plain(text: str) -> str:
-    """One terminal line: control characters (from a hand-edited file) shown escaped."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.metrics import Estimate
+from gitops_mlops.reporting.escaping import terminal_text
+from gitops_mlops.reporting.numbers import number, span
 from gitops_mlops.rundir import RunDir
 
 State = Literal["complete", "partial", "damaged"]
@@ -186,12 +188,12 @@ def _row(entry: RunEntry) -> tuple[str, str, str, str, str, str]:
         verdict = entry.verdict or "not gated"
         shown = headline(entry.metrics)
     else:
-        verdict, shown = entry.state, _printable(entry.problem or "")
+        verdict, shown = entry.state, terminal_text(entry.problem or "")
     return (
         when,
-        _printable(entry.name),
-        _printable(entry.model or "-"),
-        _printable(entry.version or "-"),
+        terminal_text(entry.name),
+        terminal_text(entry.model or "-"),
+        terminal_text(entry.version or "-"),
         verdict,
         shown,
     )
@@ -203,17 +205,8 @@ def headline(metrics: Mapping[str, Estimate], count: int = HEADLINE) -> str:
     for name, estimate in metrics.items():
         if name.startswith("latency_") or estimate.value is None:
             continue
-        text = f"{_printable(name)} {_number(estimate.value)}"
+        text = f"{terminal_text(name)} {number(estimate.value)}"
         if estimate.ci_low is not None and estimate.ci_high is not None:
-            text += f" [{_number(estimate.ci_low)}, {_number(estimate.ci_high)}]"
+            text += " " + span(estimate.ci_low, estimate.ci_high)
         shown.append(text)
     return "; ".join(shown[:count])
-
-
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _printable(text: str) -> str:
-    """One terminal cell: control characters (from a hand-edited file) shown escaped."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

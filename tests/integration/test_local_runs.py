@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gitops_mlops.reporting.numbers import number, signed, span
 from tests.conftest import run_cli
 from tests.integration.helpers import write_spec
 
@@ -183,6 +184,13 @@ def test_diff_of_runs_on_the_same_rows_is_paired(project: Path) -> None:
     # A depth-3 tree against a stump on iris: clearly better, overall.
     assert _rows(found)["accuracy"]["verdict"] == "better"
     text = run_cli("diff", str(older), str(newer)).out
+    # Its numbers read as the report writes them (one formatter for both).
+    row = _rows(found)["accuracy"]
+    assert (
+        f"| accuracy | {number(row['champion'])} | {number(row['candidate'])} "
+        f"| {signed(row['delta'])} | {span(row['ci_low'], row['ci_high'], sign=True)} "
+        "| better |"
+    ) in text
     rows = found["a"]["test_rows"]
     assert f"Paired: both runs predicted the same {rows} test rows (sha256:" in text
     assert "Δ = B - A, with 95% intervals" in text and "Slice wide (" in text

@@ -3,7 +3,8 @@
 The report is Markdown that GitHub renders in a pull request comment: a name must not end a
 table cell, open a link, mention a user, start raw HTML or close a code block; inside a
 Mermaid chart it must not end its string, open a directive (`%%{init: …}%%`) or start
-another statement.
+another statement. On a terminal (`mlops runs`, `mlops diff`) it must not move the cursor
+or split its line.
 """
 
 from __future__ import annotations
@@ -45,3 +46,9 @@ def markdown_code(value: str, in_table: bool = True, limit: int = LIMIT) -> str:
         shown = shown.replace("|", "\\|")
     pad = " " if shown[0] == "`" or shown[-1] == "`" or longest else ""
     return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def terminal_text(value: str) -> str:
+    """A name on one terminal line (`mlops runs`, `mlops diff`): control characters (from a
+    hand-edited file) shown escaped, so they can neither move the cursor nor split the line."""
+    return value if value.isprintable() else value.encode("unicode_escape").decode("ascii")

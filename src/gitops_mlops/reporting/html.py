@@ -28,6 +28,7 @@ from gitops_mlops.records.comparison import Comparison
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.reporting import plots
+from gitops_mlops.reporting.numbers import number, span
 from gitops_mlops.spec.model import Spec
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def render(page: Page) -> str:
             body.append(figures.draw(plots.forest, forest, level))
     if measured.custom:
         body.append("<h2>Metrics reported by the training command</h2>")
-        body.append(_pairs([(name, _n(value)) for name, value in measured.custom.items()]))
+        body.append(_pairs([(name, number(value)) for name, value in measured.custom.items()]))
     body += _prediction_sections(page, figures)
     body += ["<h2>Gate</h2>", _gate_table(page.verdict)]
     body += ["<h2>Provenance</h2>", _provenance(page)]
@@ -199,10 +200,10 @@ def _metric_table(
     for name, entry in table.items():
         theirs = _theirs(champion, slice_name, name, entry)
         rows.append(
-            f"<tr><td>{_e(name)}</td><td class='n'>{_n(entry.value)}</td>"
-            f"<td class='n'>{_interval(entry)}</td><td class='n'>{_n(theirs.value)}</td>"
-            f"<td class='n'>{_n(theirs.delta)}</td>"
-            f"<td class='n'>{_span(theirs.delta_low, theirs.delta_high)}</td>"
+            f"<tr><td>{_e(name)}</td><td class='n'>{number(entry.value)}</td>"
+            f"<td class='n'>{_interval(entry)}</td><td class='n'>{number(theirs.value)}</td>"
+            f"<td class='n'>{number(theirs.delta)}</td>"
+            f"<td class='n'>{span(theirs.delta_low, theirs.delta_high)}</td>"
             f"<td>{_e(theirs.verdict or '—')}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -294,8 +295,8 @@ def _gate_table(verdict: Verdict | None) -> str:
     rows = [
         f"<tr><td class='{'pass' if r.passed else 'fail'}'>{'pass' if r.passed else 'FAIL'}</td>"
         f"<td>{_e(r.label)}</td><td>{_e(r.kind)} ({_e(r.on)})</td>"
-        f"<td class='n'>{_n(r.observed)}</td><td class='n'>{_n(r.bound)}</td>"
-        f"<td class='n'>{_n(r.champion)}</td><td>{_e(r.reason)}</td></tr>"
+        f"<td class='n'>{number(r.observed)}</td><td class='n'>{number(r.bound)}</td>"
+        f"<td class='n'>{number(r.champion)}</td><td>{_e(r.reason)}</td></tr>"
         for r in verdict.rows
     ]
     return f"<table>{head}{''.join(rows)}</table>"
@@ -345,16 +346,8 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _n(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
-
-
-def _span(low: float | None, high: float | None) -> str:
-    return "—" if low is None or high is None else f"[{low:.4g}, {high:.4g}]"
-
-
 def _interval(entry: Estimate) -> str:
     if entry.ci_low is None or entry.ci_high is None:
         return "—" if entry.reason is None else f"— ({_e(entry.reason)})"
     method = f" {_e(entry.method)}" if entry.method else ""
-    return _span(entry.ci_low, entry.ci_high) + method
+    return span(entry.ci_low, entry.ci_high) + method

@@ -14,15 +14,12 @@ from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.release import Champion
 from gitops_mlops.reporting import mermaid
 from gitops_mlops.reporting.escaping import markdown_code
+from gitops_mlops.reporting.numbers import number, signed, span
 from gitops_mlops.spec.model import Spec
 
 # Room kept in a pull request comment beyond the report's tables and pictures: the comment's
 # marker, the serving image section the build adds, the note on pictures left out.
 RESERVED = 3_000
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
 
 
 # How an interval was computed (metrics.json's "method"), as a short note in its cell.
@@ -34,29 +31,20 @@ _METHODS = {
 
 
 def _interval(entry: Estimate) -> str:
-    low, high = entry.ci_low, entry.ci_high
-    if low is None or high is None:
+    if entry.ci_low is None or entry.ci_high is None:
         return "—" if entry.reason is None else "— (" + entry.reason.replace("|", "\\|") + ")"
     method = _METHODS.get(entry.method or "", "")
-    return f"[{low:.4g}, {high:.4g}]" + (f" {method}" if method else "")
+    return span(entry.ci_low, entry.ci_high) + (f" {method}" if method else "")
 
 
 def _delta(candidate: float | None, champion: float | None) -> str:
-    if candidate is None or champion is None:
-        return "—"
-    return f"{candidate - champion:+.4g}"
+    return signed(None if candidate is None or champion is None else candidate - champion)
 
 
 def _verdict(row: Delta) -> str:
     if row.verdict == "not comparable":
         return "— (" + (row.reason or "not comparable").replace("|", "\\|") + ")"
     return {"better": "better ↑", "worse": "worse ↓"}.get(row.verdict, row.verdict)
-
-
-def _delta_interval(row: Delta) -> str:
-    if row.ci_low is None or row.ci_high is None:
-        return "—"
-    return f"[{row.ci_low:+.4g}, {row.ci_high:+.4g}]"
 
 
 def _table(
@@ -78,7 +66,7 @@ def _table(
         held = (champion or {}).get(name)
         theirs = held.value if held is not None else None
         lines.append(
-            f"| {name} | {_number(ours)} | {_interval(entry)} | {_number(theirs)} "
+            f"| {name} | {number(ours)} | {_interval(entry)} | {number(theirs)} "
             f"| {_delta(ours, theirs)} |"
         )
     return lines
@@ -96,19 +84,16 @@ def _compared_table(
         row = comparison.delta(name, slice_name)
         if row is None:  # latency: measured by the evaluator, not resampled
             lines.append(
-                f"| {name} | {_number(entry.value)} | {_interval(entry)} | — | — | — "
+                f"| {name} | {number(entry.value)} | {_interval(entry)} | — | — | — "
                 "| — (not re-measured) |"
             )
             continue
         lines.append(
-            f"| {name} | {_number(entry.value)} | {_interval(entry)} | {_number(row.champion)} "
-            f"| {_number_signed(row.delta)} | {_delta_interval(row)} | {_verdict(row)} |"
+            f"| {name} | {number(entry.value)} | {_interval(entry)} | {number(row.champion)} "
+            f"| {signed(row.delta)} | {span(row.ci_low, row.ci_high, sign=True)} "
+            f"| {_verdict(row)} |"
         )
     return lines
-
-
-def _number_signed(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4g}"
 
 
 def _compared_with(
@@ -175,7 +160,7 @@ def report(
     if measured.custom:
         lines += ["", "**Metrics reported by the training command**", ""]
         lines += [
-            f"- {markdown_code(name, in_table=False)}: {_number(value)}"
+            f"- {markdown_code(name, in_table=False)}: {number(value)}"
             for name, value in measured.custom.items()
         ]
     lines += ["", "### Gate", ""]
@@ -190,8 +175,8 @@ def report(
             reason = row.reason.replace("|", "\\|")
             lines.append(
                 f"| {'✅' if row.passed else '❌'} | {row.label} | {row.kind} ({row.on}) "
-                f"| {_number(row.observed)} | {_number(row.bound)} "
-                f"| {_number(row.champion)} | {reason} |"
+                f"| {number(row.observed)} | {number(row.bound)} "
+                f"| {number(row.champion)} | {reason} |"
             )
     held = record.metrics if record else None
     room = BODY_LIMIT - RESERVED - sum(len(line) + 1 for line in lines)
