@@ -1,7 +1,8 @@
-"""What image tests need (a Docker engine, the serving base image, the registry on
-127.0.0.1:5000) and the one way they skip, naming what is missing, when it is not there.
+"""What image and registry tests need (a Docker engine, the serving base image, the registry
+on 127.0.0.1:5000, the docker-registry binary for private registries) and the one way they
+skip, naming what is missing, when it is not there (`needs`).
 
-`.ci/run` sets all three up and sets MLOPS_REQUIRE_DOCKER=1, which turns a skip into a
+`.ci/run` sets all of it up and sets MLOPS_REQUIRE_DOCKER=1, which turns a skip into a
 failure: in CI nothing may be silently left out.
 """
 
@@ -19,17 +20,29 @@ BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.1
 REGISTRY = "127.0.0.1:5000"
 
 
-def missing(*, base_image: bool = False, registry: bool = False) -> list[str]:
+def needs(lacking: list[str]) -> None:
+    """Nothing when nothing is lacking; else the test is skipped naming what is (each with
+    how to get it), or failed under MLOPS_REQUIRE_DOCKER=1."""
+    if not lacking:
+        return
+    reason = "needs " + "; ".join(lacking)
+    if os.environ.get("MLOPS_REQUIRE_DOCKER"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def missing(*, engine: bool = True, base_image: bool = False, registry: bool = False) -> list[str]:
     """What of the image setup is not here, each with how to get it."""
-    client, no_engine = docker.connect(os.environ)
     found: list[str] = []
-    if client is None:
-        found.append(f"a Docker engine ({no_engine})")
-    elif base_image and docker.obtain(client, BASE_IMAGE):
-        found.append(
-            f"the base image {BASE_IMAGE} (.ci/base-image.sh builds it; MLOPS_BASE_IMAGE "
-            "names another)"
-        )
+    if engine or base_image:
+        client, no_engine = docker.connect(os.environ)
+        if client is None:
+            found.append(f"a Docker engine ({no_engine})")
+        elif base_image and docker.obtain(client, BASE_IMAGE):
+            found.append(
+                f"the base image {BASE_IMAGE} (.ci/base-image.sh builds it; MLOPS_BASE_IMAGE "
+                "names another)"
+            )
     if registry:
         down = Registry(REGISTRY, os.environ).unreachable()
         if down is not None:
@@ -40,11 +53,14 @@ def missing(*, base_image: bool = False, registry: bool = False) -> list[str]:
 def require(*, base_image: bool = False, registry: bool = False) -> Any:
     """The engine's client, or the test is skipped naming what is missing (failed under
     MLOPS_REQUIRE_DOCKER=1)."""
-    lacking = missing(base_image=base_image, registry=registry)
-    if lacking:
-        reason = "needs " + "; ".join(lacking)
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    needs(missing(base_image=base_image, registry=registry))
     client, _ = docker.connect(os.environ)
     return client
+
+
+def shared_registry() -> Registry:
+    """A client of the registry on 127.0.0.1:5000, for tests that push and read through the
+    distribution API (no engine needed), or the test is skipped saying why not (failed under
+    MLOPS_REQUIRE_DOCKER=1)."""
+    needs(missing(engine=False, registry=True))
+    return Registry(REGISTRY, {})

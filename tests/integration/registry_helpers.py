@@ -1,4 +1,5 @@
-"""Registries for tests: the shared one on 127.0.0.1:5000, and private ones started here.
+"""Registries for tests: the shared one on 127.0.0.1:5000 (`tests.image_setup.shared_registry`
+gives its client, or skips), and private ones started here.
 
 A private registry is CNCF distribution (`docker-registry serve`) on a free loopback port with
 its own storage folder, so a test may tamper with what it stores on disk. With `token=True`
@@ -15,7 +16,6 @@ import gzip
 import http.server
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -31,38 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gitops_mlops.integrations.registry import (
     DOCKER_MANIFEST,
     Descriptor,
     Registry,
     sha256_digest,
 )
+from tests.image_setup import REGISTRY, needs
 from tests.integration.server_helpers import free_port
 
-SHARED = "127.0.0.1:5000"
+SHARED = REGISTRY  # the shared registry .ci/run starts
 USER, PASSWORD = "robot", "s3cret-pass"
 SERVICE, ISSUER = "test-registry", "test-token-issuer"
-
-
-def shared_registry_answers() -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{SHARED}/v2/", timeout=3) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def shared_registry() -> Registry:
-    """A client of the shared registry, or the test is skipped saying none answers (failed
-    under MLOPS_REQUIRE_DOCKER=1, as .ci/run sets)."""
-    if not shared_registry_answers():
-        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Registry(SHARED, {})
 
 
 @dataclass
@@ -78,9 +58,10 @@ class Private:
 
 @contextmanager
 def private_registry(folder: Path, token: bool = False) -> Iterator[Private]:
-    """`docker-registry serve` on a free loopback port; stopped by its PID afterwards."""
+    """`docker-registry serve` on a free loopback port; stopped by its PID afterwards. Without
+    the binary the test is skipped (failed under MLOPS_REQUIRE_DOCKER=1)."""
     if shutil.which("docker-registry") is None:
-        raise FileNotFoundError("docker-registry is not installed (.ci/run installs it)")
+        needs(["docker-registry (.ci/run installs it)"])
     port = free_port()
     storage = folder / "storage"
     private = Private(f"127.0.0.1:{port}", storage)

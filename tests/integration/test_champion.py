@@ -21,8 +21,9 @@ from gitops_mlops.records.predictions import read as read_predictions
 from gitops_mlops.records.release import ReleaseRecord
 from gitops_mlops.rundir import RunDir
 from tests.conftest import run_cli
+from tests.image_setup import shared_registry
 from tests.integration.helpers import copy_example, run_until, without_latency_gate, write_spec
-from tests.integration.registry_helpers import SHARED, push_image, shared_registry
+from tests.integration.registry_helpers import SHARED, push_image
 from tests.integration.server_helpers import free_port
 
 

@@ -24,14 +24,13 @@ from gitops_mlops.integrations.registry import Reference, Registry
 from tests.conftest import run_cli
 from tests.fake_github import git
 from tests.fleet_repo import local_gitops, model_repo, spec_text, write
+from tests.image_setup import shared_registry
 from tests.integration.registry_helpers import (
     PASSWORD,
-    SHARED,
     USER,
     Private,
     private_registry,
     push_image,
-    shared_registry_answers,
 )
 
 GITOPS = "../../../gitops"
@@ -39,12 +38,7 @@ GITOPS = "../../../gitops"
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    if not shared_registry_answers():
-        reason = f"no registry answers on {SHARED} (.ci/run starts one)"
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Registry(SHARED, {})
+    return shared_registry()
 
 
 @pytest.fixture(scope="module")
@@ -313,17 +307,8 @@ def test_an_image_gone_from_the_registry_is_refused(
 @pytest.fixture
 def token_registry(tmp_path: Path) -> Iterator[Private]:
     (tmp_path / "registry").mkdir()
-    try:
-        started = private_registry(tmp_path / "registry", token=True)
-        found = started.__enter__()
-    except FileNotFoundError as err:
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(str(err))
-        pytest.skip(str(err))
-    try:
+    with private_registry(tmp_path / "registry", token=True) as found:
         yield found
-    finally:
-        started.__exit__(None, None, None)
 
 
 def _signed_image(registry: Registry, host: str, run: Path, key: SigningKey, tag: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from gitops_mlops.integrations.registry import Descriptor, Registry, RegistryError
+from tests.image_setup import shared_registry
 from tests.integration.registry_helpers import (
     PASSWORD,
     USER,
     Private,
     private_registry,
     push_image,
-    shared_registry,
 )
 
 MODEL = b"model bytes " * 100
@@ -41,17 +40,8 @@ def repository(shared: Registry) -> Iterator[str]:
 
 
 def _private(folder: Path, token: bool) -> Iterator[Private]:
-    try:
-        started = private_registry(folder, token=token)
-        registry = started.__enter__()
-    except FileNotFoundError as err:
-        if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-            pytest.fail(str(err))
-        pytest.skip(str(err))
-    try:
+    with private_registry(folder, token=token) as registry:
         yield registry
-    finally:
-        started.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from gitops_mlops.integrations.registry import (
     RegistryError,
     fallback_tag,
 )
+from tests.image_setup import shared_registry
 from tests.integration.hostile_registry import (
     Answer,
     Hostile,
@@ -35,7 +36,7 @@ from tests.integration.hostile_registry import (
     hostile,
     token_service,
 )
-from tests.integration.registry_helpers import SHARED, push_image, shared_registry
+from tests.integration.registry_helpers import SHARED, push_image
 
 USER, PASSWORD = "robot", "hostile-s3cret"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
