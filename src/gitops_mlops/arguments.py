@@ -62,22 +62,23 @@ def champion(text: str) -> Path:
     return path
 
 
+def _is(text: str, kind: Callable[[Path], bool], expected: str) -> Path:
+    """`text` as a path of that kind (Path.is_file, Path.is_dir), else what it is instead."""
+    path = Path(text)
+    if not kind(path):
+        found = "a directory" if path.is_dir() else "a file" if path.exists() else "not there"
+        raise _bad(f"{text} is {found}; expected {expected}")
+    return path
+
+
 def key_file(text: str) -> Path:
     """An existing PEM key file."""
-    path = Path(text)
-    if not path.is_file():
-        what = "a directory" if path.is_dir() else "not there"
-        raise _bad(f"{text} is {what}; expected a PEM key file")
-    return path
+    return _is(text, Path.is_file, "a PEM key file")
 
 
 def directory(text: str) -> Path:
     """An existing directory (a repository)."""
-    path = Path(text)
-    if not path.is_dir():
-        what = "a file" if path.exists() else "not there"
-        raise _bad(f"{text} is {what}; expected a directory")
-    return path
+    return _is(text, Path.is_dir, "a directory")
 
 
 def existing_path(text: str) -> Path:
@@ -90,13 +91,10 @@ def existing_path(text: str) -> Path:
 
 def data_file(text: str) -> Path:
     """An existing data file (CSV or Parquet), not through a symbolic link."""
-    path = Path(text)
-    expected = "expected a CSV or Parquet file"
-    if path.is_symlink():
-        raise _bad(f"{text} is a symbolic link; {expected} (give the file it points to)")
-    if not path.is_file():
-        raise _bad(f"{text} is {'a directory' if path.is_dir() else 'not there'}; {expected}")
-    return path
+    expected = "a CSV or Parquet file"
+    if Path(text).is_symlink():
+        raise _bad(f"{text} is a symbolic link; expected {expected} (give the file it points to)")
+    return _is(text, Path.is_file, expected)
 
 
 def new_file(text: str) -> Path:

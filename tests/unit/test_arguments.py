@@ -144,3 +144,34 @@ def test_every_kind_says_what_it_expected(
         except argparse.ArgumentTypeError as err:
             messages.append(str(err))
     assert messages and all("expected" in m for m in messages), kind.__name__
+
+
+# Whole messages of the kinds that share one check (arguments._is), word for word.
+EXACT: list[tuple[Callable[[str], object], str, str]] = [
+    (arguments.key_file, "folder", "{folder} is a directory; expected a PEM key file"),
+    (arguments.key_file, "missing", "{missing} is not there; expected a PEM key file"),
+    (arguments.directory, "file", "{file} is a file; expected a directory"),
+    (arguments.directory, "missing", "{missing} is not there; expected a directory"),
+    (arguments.data_file, "folder", "{folder} is a directory; expected a CSV or Parquet file"),
+    (arguments.data_file, "missing", "{missing} is not there; expected a CSV or Parquet file"),
+    (
+        arguments.data_file,
+        "link",
+        "{link} is a symbolic link; expected a CSV or Parquet file (give the file it points to)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "place", "message"), EXACT, ids=lambda x: getattr(x, "__name__", x)
+)
+def test_the_shared_check_says_what_each_kind_said(
+    kind: Callable[[str], object], place: str, message: str, places: dict[str, str]
+) -> None:
+    link = Path(places["folder"]).parent / "link.csv"
+    link.symlink_to(places["file"])
+    named = places | {"link": str(link)}
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        kind(named[place])
+    assert str(caught.value) == message.format(**named)
+    assert kind(places["file" if kind is not arguments.directory else "folder"])
