@@ -12,8 +12,10 @@ import pytest
 
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
+from gitops_mlops.records.comparison import Comparison
 from gitops_mlops.records.curves import Confusion, Curve, Curves, Histogram
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics
+from gitops_mlops.records.model_summary import ModelSummary
 from gitops_mlops.records.promotion import PromotionRecord, PullRequestRef, WouldOpen
 from gitops_mlops.records.release import GateSummary, Hold, ReleaseRecord, Source
 from gitops_mlops.records.run import RunInfo
@@ -210,6 +212,97 @@ def test_damaged_json_records_are_clear_errors(record: Any, raw: Any, message: s
     with pytest.raises(MlopsError) as caught:
         record.from_json(raw, "/run/x.json")
     assert str(caught.value).startswith("/run/x.json: ") and message in str(caught.value)
+
+
+def _field(what: str, rest: str) -> str:
+    return f"{what} field {rest}; the file is damaged: write it again (rerun the stage)"
+
+
+# Whole messages of the shapes the readers share (records/fields.py), word for word.
+@pytest.mark.parametrize(
+    ("record", "raw", "message"),
+    [
+        (
+            Comparison,
+            {"mode": "both"},
+            _field(
+                "comparison.json",
+                "'mode' must be one of paired, unpaired, recorded, none, found a string",
+            ),
+        ),
+        (
+            Comparison,
+            {},
+            _field(
+                "comparison.json",
+                "'mode' must be one of paired, unpaired, recorded, none, found null",
+            ),
+        ),
+        (
+            Comparison,
+            {"mode": "none", "rows": {"0": {}}},
+            _field("comparison.json", "'rows' must be a list, found a mapping"),
+        ),
+        (
+            Comparison,
+            {"mode": "paired", "rows": [{"metric": "f1"}, {"verdict": "great"}]},
+            _field(
+                "comparison.json",
+                "'rows[1].verdict' must be one of better, worse, no detectable difference, "
+                "not comparable, found a string",
+            ),
+        ),
+        (
+            Comparison,
+            {"mode": "none", "timings": {"fetch": "1s"}},
+            _field("comparison.json", "'timings.fetch' must be a number, found a string"),
+        ),
+        (
+            Comparison,
+            {"mode": "none", "timings": [1]},
+            _field("comparison.json", "'timings' must be a mapping of names, found a list"),
+        ),
+        (
+            Metrics,
+            {"slice_rows": {"a": True}},
+            _field("metrics.json", "'slice_rows.a' must be an integer, found a boolean"),
+        ),
+        (
+            Metrics,
+            {"custom": {"cv": None}},
+            _field("metrics.json", "'custom.cv' must be a number, found null"),
+        ),
+        (
+            Verdict,
+            {"rows": [{"kind": "min"}, 3]},
+            "verdict.json at rows[1] must be a mapping, found a number",
+        ),
+        (
+            BuildRecord,
+            {"packages": "numpy"},
+            _field("build.json", "'packages' must be a list, found a string"),
+        ),
+        (
+            BuildRecord,
+            {"packages": [{"name": 1}]},
+            _field("build.json", "'packages[0].name' must be a string, found a number"),
+        ),
+        (
+            ModelSummary,
+            {"model_version": "abc", "features": 1},
+            _field("model/manifest.json", "'features' must be a list, found a number"),
+        ),
+        (
+            ModelSummary,
+            {"model_version": "abc", "features": [{"name": "a"}, {"name": "b", "dtype": 2}]},
+            _field("model/manifest.json", "'features[1].dtype' must be a string, found a number"),
+        ),
+    ],
+)
+def test_damaged_records_say_the_same_whole_message(record: Any, raw: Any, message: str) -> None:
+    with pytest.raises(MlopsError) as caught:
+        record.from_json(raw, "/run/x.json")
+    assert str(caught.value) == f"/run/x.json: {message}"
 
 
 def test_the_run_directory_reads_what_it_wrote(tmp_path: Path) -> None:

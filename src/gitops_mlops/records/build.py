@@ -121,10 +121,6 @@ class BuildRecord:
         smoke = fields.obj("smoke_test")
         attestations = fields.obj("attestations")
         runtime = fields.obj("runtime")
-        packages = fields.raw.get("packages")
-        packages = [] if packages is None else packages
-        if not isinstance(packages, list):
-            raise fields.bad("packages", "a list")
         return cls(
             image=fields.text("image"),
             tag=fields.text("tag"),
@@ -141,10 +137,7 @@ class BuildRecord:
             image_id=fields.text("image_id"),
             base_digest=fields.opt_text("base_digest"),
             python=fields.text("python"),
-            packages=tuple(
-                Package.from_json(Fields(p, source, WHAT, f"packages[{i}]"))
-                for i, p in enumerate(packages)
-            ),
+            packages=tuple(Package.from_json(p) for p in fields.objects("packages")),
             packages_image=fields.text("packages_image"),
             attestations=None if attestations is None else attestations.raw,
             runtime=None if runtime is None else runtime.raw,

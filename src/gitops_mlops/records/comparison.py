@@ -62,9 +62,6 @@ class Delta:
 
     @classmethod
     def from_json(cls, fields: Fields) -> Delta:
-        verdict = fields.text("verdict", "not comparable")
-        if verdict not in VERDICTS:
-            raise fields.bad("verdict", f"one of {', '.join(VERDICTS)}")
         return cls(
             metric=fields.text("metric"),
             slice=fields.opt_text("slice"),
@@ -74,7 +71,7 @@ class Delta:
             ci_low=fields.opt_number("ci_low"),
             ci_high=fields.opt_number("ci_high"),
             method=fields.opt_text("method"),
-            verdict=verdict,
+            verdict=fields.one_of("verdict", VERDICTS, "not comparable"),
             reason=fields.opt_text("reason"),
         )
 
@@ -120,29 +117,16 @@ class Comparison:
     @classmethod
     def from_json(cls, raw: object, source: str) -> Comparison:
         fields = Fields(raw, source, WHAT)
-        mode = fields.text("mode")
-        if mode not in MODES:
-            raise fields.bad("mode", f"one of {', '.join(MODES)}")
-        rows = fields.raw.get("rows") or []
-        if not isinstance(rows, list):
-            raise fields.bad("rows", "a list")
-        timings = fields.table("timings")
         curves = fields.obj("curves")
-        for name, value in timings.items():
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise Fields(timings, source, WHAT, "timings").bad(name, "a number")
         return cls(
-            mode=mode,
+            mode=fields.one_of("mode", MODES),
             champion=fields.text("champion"),
             source=fields.text("source"),
             note=fields.text("note"),
             level=fields.opt_number("level"),
             n_rows=fields.opt_integer("n_rows"),
-            rows=tuple(
-                Delta.from_json(Fields(row, source, WHAT, f"rows[{i}]"))
-                for i, row in enumerate(rows)
-            ),
-            timings={k: float(v) for k, v in timings.items()},
+            rows=tuple(Delta.from_json(row) for row in fields.objects("rows")),
+            timings=fields.numbers_by_name("timings"),
             cached=fields.flag("cached"),
             curves=None if curves is None else Curves.from_json(curves),
         )

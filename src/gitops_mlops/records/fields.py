@@ -6,8 +6,8 @@ optional field takes its default, so files written by older versions still read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeGuard, TypeVar
 
 from gitops_mlops.errors import MlopsError
 
@@ -27,6 +27,18 @@ def kind_of(value: object) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     return type(value).__name__
+
+
+Choice = TypeVar("Choice", bound=str)
+
+
+# True and False are ints in Python; in a record they are never a count or a score.
+def _is_integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class Fields:
@@ -72,7 +84,7 @@ class Fields:
         value = self.raw.get(key)
         if value is None:
             return default
-        if isinstance(value, int) and not isinstance(value, bool):
+        if _is_integer(value):
             return value
         raise self.bad(key, "an integer")
 
@@ -87,7 +99,7 @@ class Fields:
         value = self.raw.get(key)
         if value is None:
             return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if _is_number(value):
             return float(value)
         raise self.bad(key, "a number")
 
@@ -114,9 +126,7 @@ class Fields:
         value = self.raw.get(key)
         if value is None:
             return ()
-        if isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
+        if isinstance(value, list) and all(_is_integer(v) for v in value):
             return tuple(value)
         raise self.bad(key, "a list of integers")
 
@@ -129,6 +139,25 @@ class Fields:
             raise self.bad(key, "a mapping")
         return Fields(value, self.source, self.what, self._name(key))
 
+    def objects(self, key: str) -> tuple[Fields, ...]:
+        """A list of objects, each named by its index (`rows[2]`); () when missing or null."""
+        value = self.raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.bad(key, "a list")
+        return tuple(
+            Fields(item, self.source, self.what, f"{self._name(key)}[{i}]")
+            for i, item in enumerate(value)
+        )
+
+    def one_of(self, key: str, choices: Sequence[Choice], default: str = "") -> Choice:
+        """A string that must be one of `choices` (a missing field: `default`, checked too)."""
+        value = self.text(key, default)
+        if value not in choices:
+            raise self.bad(key, f"one of {', '.join(choices)}")
+        return choices[choices.index(value)]  # the choice itself, typed as one (a Literal)
+
     def table(self, key: str) -> dict[str, Any]:
         """A mapping of names to anything (each value read by the caller)."""
         value = self.raw.get(key)
@@ -137,6 +166,21 @@ class Fields:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise self.bad(key, "a mapping of names")
         return dict(value)
+
+    def numbers_by_name(self, key: str) -> dict[str, float]:
+        """A mapping of names to numbers (seconds, scores)."""
+        return {k: float(v) for k, v in self._values(key, _is_number, "a number").items()}
+
+    def integers_by_name(self, key: str) -> dict[str, int]:
+        """A mapping of names to integers (counts)."""
+        return dict(self._values(key, _is_integer, "an integer"))
+
+    def _values(self, key: str, valid: Callable[[object], bool], expected: str) -> dict[str, Any]:
+        table = self.table(key)
+        for name, value in table.items():
+            if not valid(value):
+                raise Fields(table, self.source, self.what, self._name(key)).bad(name, expected)
+        return table
 
     def at(self, key: str, name: str) -> Fields:
         """The object `name` inside the mapping `key` (for tables of objects)."""

@@ -125,19 +125,11 @@ class Metrics:
     def from_json(cls, raw: object, source: str) -> Metrics:
         fields = Fields(raw, source, WHAT)
         confidence = fields.obj("confidence")
-        rows = fields.table("slice_rows")
-        custom = fields.table("custom")
         curves = fields.obj("curves")
-        for name, value in rows.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise Fields(rows, source, WHAT, "slice_rows").bad(name, "an integer")
-        for name, value in custom.items():
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise Fields(custom, source, WHAT, "custom").bad(name, "a number")
         return cls(
             metrics=table_from_json(fields, "metrics"),
             slices=slices_from_json(fields, "slices"),
-            slice_rows=MappingProxyType(rows),
+            slice_rows=MappingProxyType(fields.integers_by_name("slice_rows")),
             n_test=fields.opt_integer("n_test"),
             confidence=None
             if confidence is None
@@ -146,7 +138,7 @@ class Metrics:
                 confidence.integer("resamples"),
                 confidence.integer("seed"),
             ),
-            custom=MappingProxyType({k: float(v) for k, v in custom.items()}),
+            custom=MappingProxyType(fields.numbers_by_name("custom")),
             positive_label=_label(fields, "positive_label"),
             curves=None if curves is None else Curves.from_json(curves),
         )

@@ -41,9 +41,6 @@ class ModelSummary:
         version = fields.text("model_version")
         if not version:
             raise fields.bad("model_version", "the model version")
-        features = fields.raw.get("features") or []
-        if not isinstance(features, list):
-            raise fields.bad("features", "a list")
         classes = fields.raw.get("classes")
         if classes is not None and not isinstance(classes, list):
             raise fields.bad("classes", "a list of class labels")
@@ -54,8 +51,7 @@ class ModelSummary:
             estimator=fields.opt_text("estimator"),
             target=fields.opt_text("target"),
             features=tuple(
-                Feature(f.text("name"), f.text("dtype"))
-                for f in (Fields(x, source, WHAT, f"features[{i}]") for i, x in enumerate(features))
+                Feature(f.text("name"), f.text("dtype")) for f in fields.objects("features")
             ),
             classes=None if classes is None else tuple(classes),
             data_digest=fields.opt_text("data_digest"),

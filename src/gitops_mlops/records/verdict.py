@@ -52,14 +52,11 @@ class GateRow:
 
     @classmethod
     def from_json(cls, fields: Fields) -> GateRow:
-        kind = fields.text("kind")
-        if kind not in KINDS:
-            raise fields.bad("kind", f"one of {', '.join(KINDS)}")
         return cls(
             threshold=fields.integer("threshold"),
             metric=fields.text("metric"),
             slice=fields.opt_text("slice"),
-            kind=kind,
+            kind=fields.one_of("kind", KINDS),
             on=fields.text("on", "estimate"),
             observed=fields.opt_number("observed"),
             bound=fields.opt_number("bound"),
@@ -101,17 +98,10 @@ class Verdict:
     @classmethod
     def from_json(cls, raw: object, source: str) -> Verdict:
         fields = Fields(raw, source, WHAT)
-        rows = fields.raw.get("rows")
-        rows = [] if rows is None else rows
-        if not isinstance(rows, list):
-            raise fields.bad("rows", "a list")
         champion = fields.obj("champion")
         return cls(
             passed=fields.flag("passed"),
-            rows=tuple(
-                GateRow.from_json(Fields(row, source, WHAT, f"rows[{i}]"))
-                for i, row in enumerate(rows)
-            ),
+            rows=tuple(GateRow.from_json(row) for row in fields.objects("rows")),
             champion=None
             if champion is None
             else ChampionRef(
