@@ -4,6 +4,7 @@ prediction it gets alone, and a request with bad values fails alone."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ from sklearn.linear_model import LogisticRegression
 
 from gitops_mlops.serving import batching
 from gitops_mlops.serving.batching import Batcher, Busy, Columns, Outputs
+
+# Both ways of running the model: in the predict thread, and on the event loop (`inline`).
+INLINE = pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
 
 
 def iris() -> pd.DataFrame:
@@ -47,7 +51,8 @@ async def gather(batcher: Batcher, requests: Sequence[tuple[pd.DataFrame, tuple[
     )
 
 
-def test_queued_requests_share_one_call_and_get_their_own_rows() -> None:
+@INLINE
+def test_queued_requests_share_one_call_and_get_their_own_rows(inline: bool) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(
@@ -55,7 +60,7 @@ def test_queued_requests_share_one_call_and_get_their_own_rows() -> None:
     )
     both = ("predict", "predict_proba")
     requests = [(features.iloc[i : i + 1 + i % 7].reset_index(drop=True), both) for i in range(20)]
-    batcher = Batcher(model)
+    batcher = Batcher(model, inline=inline)
     results = asyncio.run(gather(batcher, requests))
     assert model.calls == [sum(len(f) for f, _ in requests)] and batcher.calls == 1
     for (frame, _), result in zip(requests, results, strict=True):
@@ -63,7 +68,8 @@ def test_queued_requests_share_one_call_and_get_their_own_rows() -> None:
         np.testing.assert_array_equal(result["predict_proba"], model.model.predict_proba(frame))
 
 
-def test_different_outputs_or_dtypes_do_not_share_a_call() -> None:
+@INLINE
+def test_different_outputs_or_dtypes_do_not_share_a_call(inline: bool) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
@@ -74,14 +80,15 @@ def test_different_outputs_or_dtypes_do_not_share_a_call() -> None:
         (as_float32, ("predict",)),
         (features.iloc[5:9].reset_index(drop=True), ("predict",)),
     ]
-    batcher = Batcher(model)
+    batcher = Batcher(model, inline=inline)
     results = asyncio.run(gather(batcher, requests))
     assert model.calls == [7, 2, 2]  # the two float64 `predict` requests shared the first call
     assert results[2]["predict"].tolist() == model.model.predict(as_float32).tolist()
     assert list(results[1]) == ["predict_proba"]
 
 
-def test_a_request_the_model_cannot_use_fails_alone() -> None:
+@INLINE
+def test_a_request_the_model_cannot_use_fails_alone(inline: bool) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
@@ -89,39 +96,42 @@ def test_a_request_the_model_cannot_use_fails_alone() -> None:
     broken.iloc[1, 0] = np.nan  # this model has no imputer: scikit-learn refuses NaN
     requests = [(features.head(3), ("predict",)), (broken, ("predict",))]
     requests.append((features.tail(1).reset_index(drop=True), ("predict",)))
-    results = asyncio.run(gather(Batcher(model), requests))
+    results = asyncio.run(gather(Batcher(model, inline=inline), requests))
     assert model.calls == [6, 3, 2, 1]  # the shared call failed; each request ran alone
     assert isinstance(results[1], ValueError) and "NaN" in str(results[1])
     assert results[0]["predict"].tolist() == model.model.predict(features.head(3)).tolist()
     assert results[2]["predict"].tolist() == model.model.predict(features.tail(1)).tolist()
 
 
-def test_a_batch_stops_at_the_row_limit() -> None:
+@INLINE
+def test_a_batch_stops_at_the_row_limit(inline: bool) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
     requests = [(features.head(40), ("predict",)) for _ in range(5)]
-    results = asyncio.run(gather(Batcher(model, max_rows=100), requests))
+    results = asyncio.run(gather(Batcher(model, max_rows=100, inline=inline), requests))
     assert model.calls == [80, 80, 40]
     assert all(len(r["predict"]) == 40 for r in results)
 
 
-def test_a_model_bug_reaches_every_request_of_the_call() -> None:
+@INLINE
+def test_a_model_bug_reaches_every_request_of_the_call(inline: bool) -> None:
     def broken(columns: Columns, outputs: tuple[str, ...]) -> Outputs:
         raise KeyError("a bug in the model")
 
     frame = iris().head(2)
-    results = asyncio.run(gather(Batcher(broken), [(frame, ("predict",))] * 3))
+    results = asyncio.run(gather(Batcher(broken, inline=inline), [(frame, ("predict",))] * 3))
     assert all(isinstance(r, KeyError) for r in results)
 
 
-def test_a_lone_request_is_predicted_at_once() -> None:
+@INLINE
+def test_a_lone_request_is_predicted_at_once(inline: bool) -> None:
     """An idle server does not wait for company: the call starts with the first request."""
     data = iris()
     model = Counted(LogisticRegression(max_iter=500).fit(data.drop(columns="target"), data.target))
 
     async def one_after_another() -> list[Outputs]:
-        batcher = Batcher(model)
+        batcher = Batcher(model, inline=inline)
         frame = data.drop(columns="target").head(1)
         return [await batcher.predict(columns(frame), ("predict",)) for _ in range(3)]
 
@@ -152,14 +162,15 @@ def test_answered_clients_asking_again_join_the_next_call() -> None:
     assert model.calls == [4, 4, 4]
 
 
+@INLINE
 @pytest.mark.parametrize("rows", [1, 5])
-def test_a_cancelled_request_does_not_stop_the_others(rows: int) -> None:
+def test_a_cancelled_request_does_not_stop_the_others(rows: int, inline: bool) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
 
     async def scenario() -> list[Any]:
-        batcher = Batcher(model)
+        batcher = Batcher(model, inline=inline)
         gone = asyncio.ensure_future(batcher.predict(columns(features.head(rows)), ("predict",)))
         kept = asyncio.ensure_future(batcher.predict(columns(features.head(2)), ("predict",)))
         await asyncio.sleep(0)
@@ -170,21 +181,49 @@ def test_a_cancelled_request_does_not_stop_the_others(rows: int) -> None:
     assert result["predict"].tolist() == model.model.predict(features.head(2)).tolist()
 
 
+@INLINE
 def test_a_full_queue_refuses_at_once_and_serves_what_it_holds(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, inline: bool
 ) -> None:
     data = iris()
     features = data.drop(columns="target")
     model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
     requests = [(features.head(40), ("predict",)) for _ in range(3)]
-    results = asyncio.run(gather(Batcher(model, max_queued_rows=100), requests))
+    results = asyncio.run(gather(Batcher(model, max_queued_rows=100, inline=inline), requests))
     assert isinstance(results[2], Busy) and "2 requests (80 rows)" in str(results[2])
     assert model.calls == [80] and all(len(r["predict"]) == 40 for r in results[:2])
     # A request bigger than the limit is still served when nothing else waits.
-    alone = asyncio.run(gather(Batcher(model, max_queued_rows=10), requests[:1]))
+    alone = asyncio.run(gather(Batcher(model, max_queued_rows=10, inline=inline), requests[:1]))
     assert len(alone[0]["predict"]) == 40
     # The count of requests is bounded too (1-row requests cost the most per row).
     monkeypatch.setattr(batching, "MAX_QUEUED_REQUESTS", 3)
     ones = [(features.head(1), ("predict",)) for _ in range(5)]
-    answered = asyncio.run(gather(Batcher(model), ones))
+    answered = asyncio.run(gather(Batcher(model, inline=inline), ones))
     assert [isinstance(a, Busy) for a in answered] == [False, False, False, True, True]
+
+
+@INLINE
+def test_each_request_is_finished_on_the_event_loop(inline: bool) -> None:
+    """`finish` builds the response and counts it in /metrics, whose rows have one writer:
+    the event loop, never the predict thread."""
+    data = iris()
+    features = data.drop(columns="target")
+    model = Counted(LogisticRegression(max_iter=500).fit(features, data.target))
+    finished: list[int] = []
+
+    def finish(outcome: batching.Outcome) -> int:
+        finished.append(threading.get_ident())
+        assert not isinstance(outcome, Exception)
+        return len(outcome["predict"])
+
+    async def three() -> list[int]:
+        batcher = Batcher(model, inline=inline)
+        frames = [features.head(n) for n in (1, 2, 3)]
+        return list(
+            await asyncio.gather(
+                *(batcher.submit(columns(f), ("predict",), finish) for f in frames)
+            )
+        )
+
+    assert asyncio.run(three()) == [1, 2, 3]
+    assert finished == [threading.get_ident()] * 3

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from gitops_mlops.serving import protocol
-from gitops_mlops.serving.batching import Batcher, Busy
+from gitops_mlops.serving.batching import Batcher, Busy, Outcome
 from gitops_mlops.serving.binary import HEADER
 from gitops_mlops.serving.http import Request, Response
 from gitops_mlops.serving.metrics import Metrics
@@ -105,18 +105,25 @@ class Server:
             parsed = protocol.parse(self.model, request.body, request.headers.get(HEADER))
         except protocol.V2Error as err:
             return _error(err.status, err.message)
-        return self._predict(parsed, started)
-
-    async def _predict(self, parsed: protocol.Parsed, started: float) -> Response:
         try:
-            predicted = await self.batcher.predict(parsed.columns, parsed.outputs)
-        except (ValueError, TypeError) as err:  # values the model cannot use (text for a number)
-            response = _error(422, f"the model could not use these inputs: {err}")
-        except Busy as err:
+            return self.batcher.submit(
+                parsed.columns,
+                parsed.outputs,
+                lambda outcome: self._answer(parsed, outcome, started),
+            )
+        except Busy as err:  # the queue is full: at once, so the client can go elsewhere
             response = _error(503, str(err))
             response.headers = _RETRY
+            return response
+
+    def _answer(self, parsed: protocol.Parsed, outcome: Outcome, started: float) -> Response:
+        """The response to an inference request, once the model has answered it."""
+        if isinstance(outcome, ValueError | TypeError):  # values the model cannot use
+            response = _error(422, f"the model could not use these inputs: {outcome}")
+        elif isinstance(outcome, Exception):  # a bug in the model: the client hears 500
+            raise outcome
         else:
-            body, header_length = protocol.answer(self.model, parsed, predicted)
+            body, header_length = protocol.answer(self.model, parsed, outcome)
             if header_length is None:
                 response = Response(200, body)
             else:

@@ -17,6 +17,11 @@ call, so each row gets the prediction it would get alone (scikit-learn's estimat
 checks require predictions to be invariant to the rest of the batch:
 `check_methods_subset_invariance`). When a shared call fails, each request is retried alone,
 so only the request with the bad values gets the error.
+
+A request costs the event loop one future, settled with what its `finish` makes of the
+model's answer (the response), and no task or coroutine of its own: a model that runs on
+the loop (`inline`) answers in microseconds, and each task is one more trip through the
+loop per request.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 Columns = dict[str, np.ndarray]  # feature name -> values, every request in the same order
 Outputs = dict[str, np.ndarray]
 Predict = Callable[[Columns, tuple[str, ...]], Outputs]
+Outcome = Outputs | Exception  # a request's predictions, or why the model gave none
+T = TypeVar("T")
 
 MAX_BATCH_ROWS = 1024  # bounds the latency one batch adds for the requests queued behind it
 LINGER = 0.5  # the longest wait for company, as a fraction of the last call's duration
@@ -51,7 +58,8 @@ class Busy(Exception):
 class _Job:
     columns: Columns
     outputs: tuple[str, ...]
-    done: asyncio.Future[Outputs]
+    done: asyncio.Future[Any]
+    finish: Callable[[Outcome], Any]  # the outcome -> what `done` holds
 
     @property
     def rows(self) -> int:
@@ -73,8 +81,9 @@ class Batcher:
     ) -> None:
         self._predict = predict
         # Inline: the model runs on the event loop, for models whose calls cost less than
-        # handing them to a thread. Requests parsed in the same turn of the loop still share
-        # a call; there is no waiting for company, since nothing arrives during a call.
+        # handing them to a thread. The requests parsed in one turn of the loop share a call,
+        # made in its next turn; there is no waiting for company, since nothing arrives
+        # during a call.
         self._inline = inline
         self._on_call = on_call
         self._max_rows = max_rows
@@ -82,6 +91,7 @@ class Batcher:
         self._queue: list[_Job] = []
         self._queued_rows = 0
         self._drainer: asyncio.Task[None] | None = None
+        self._flushing = False  # inline: a call is scheduled for the loop's next turn
         self._arrived = asyncio.Event()
         self._last = (1, 0.0)  # requests served by the last call, and its seconds
         # One thread: scikit-learn calls are not guaranteed thread-safe, and a second
@@ -90,8 +100,17 @@ class Batcher:
         self.calls = 0  # model calls made, for /metrics: requests / calls = mean batch size
 
     async def predict(self, columns: Columns, outputs: Sequence[str]) -> Outputs:
+        """The model's outputs for these columns (raising what the model raised)."""
+        predicted: Outputs = await self.submit(columns, outputs, _outputs)
+        return predicted
+
+    def submit(
+        self, columns: Columns, outputs: Sequence[str], finish: Callable[[Outcome], T]
+    ) -> asyncio.Future[T]:
+        """A future of `finish(outcome)`, run on the event loop once the model has answered
+        (an exception it raises is the future's). Raises Busy when the queue is full."""
         loop = asyncio.get_running_loop()
-        job = _Job(columns, tuple(outputs), loop.create_future())
+        job = _Job(columns, tuple(outputs), loop.create_future(), finish)
         if self._queue and (
             len(self._queue) >= MAX_QUEUED_REQUESTS
             or self._queued_rows + job.rows > self._max_queued_rows
@@ -102,12 +121,27 @@ class Batcher:
             )
         self._queue.append(job)
         self._queued_rows += job.rows
-        self._arrived.set()
-        if self._drainer is None:
-            self._drainer = loop.create_task(self._drain())
-        return await job.done
+        if self._inline:
+            if not self._flushing:
+                self._flushing = True
+                loop.call_soon(self._flush)
+        else:
+            self._arrived.set()
+            if self._drainer is None:
+                self._drainer = loop.create_task(self._drain())
+        return job.done
+
+    def _flush(self) -> None:
+        """Inline: predict everything queued, on the loop."""
+        self._flushing = False
+        while self._queue:
+            batch = self._take()
+            outcomes, calls = self._outcomes(batch)
+            self._count(calls)
+            _settle(batch, outcomes)
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._wait_for_company()
@@ -115,15 +149,15 @@ class Batcher:
                     return
                 batch = self._take()
                 started = time.perf_counter()
-                await self._run(batch)
+                outcomes, calls = await loop.run_in_executor(self._executor, self._outcomes, batch)
                 self._last = (len(batch), time.perf_counter() - started)
+                self._count(calls)
+                _settle(batch, outcomes)
         finally:
             self._drainer = None
             self._last = (1, 0.0)  # idle: the next request is predicted at once
 
     async def _wait_for_company(self) -> None:
-        if self._inline:
-            return
         expected, seconds = self._last
         deadline = time.perf_counter() + LINGER * seconds
         while len(self._queue) < expected:
@@ -150,51 +184,56 @@ class Batcher:
         self._queued_rows -= rows
         return batch
 
-    async def _run(self, batch: list[_Job]) -> None:
+    def _outcomes(self, batch: list[_Job]) -> tuple[list[Outcome], int]:
+        """Each request's outcome, and the model calls it took. Touches no future: in the
+        predict thread it runs beside the event loop, which settles them."""
         if len(batch) > 1:
             columns = {
                 name: np.concatenate([job.columns[name] for job in batch])
                 for name in batch[0].columns
             }
             try:
-                result = await self._call(columns, batch[0].outputs)
+                return _split(batch, self._predict(columns, batch[0].outputs)), 1
             except (ValueError, TypeError):
                 pass  # values some request's model cannot use: find which, below
             except Exception as err:  # a model bug: every request hears of it
-                for job in batch:
-                    _settle(job, error=err)
-                return
-            else:
-                _split(batch, result)
-                return
+                return [err] * len(batch), 1
+        outcomes: list[Outcome] = []
         for job in batch:
             try:
-                _settle(job, await self._call(job.columns, job.outputs))
+                outcomes.append(self._predict(job.columns, job.outputs))
             except Exception as err:  # the app turns it into the response
-                _settle(job, error=err)
+                outcomes.append(err)
+        return outcomes, len(batch) + (len(batch) > 1)
 
-    async def _call(self, columns: Columns, outputs: tuple[str, ...]) -> Outputs:
-        self.calls += 1
+    def _count(self, calls: int) -> None:
+        self.calls += calls
         if self._on_call is not None:
-            self._on_call()
-        if self._inline:
-            return self._predict(columns, outputs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._predict, columns, outputs)
+            for _ in range(calls):
+                self._on_call()
 
 
-def _split(batch: list[_Job], result: Outputs) -> None:
+def _outputs(outcome: Outcome) -> Outputs:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _split(batch: list[_Job], result: Outputs) -> list[Outcome]:
+    outcomes: list[Outcome] = []
     start = 0
     for job in batch:
         end = start + job.rows
-        _settle(job, {name: values[start:end] for name, values in result.items()})
+        outcomes.append({name: values[start:end] for name, values in result.items()})
         start = end
+    return outcomes
 
 
-def _settle(job: _Job, result: Outputs | None = None, error: BaseException | None = None) -> None:
-    if job.done.done():  # the request was cancelled (client gone): nobody is waiting
-        return
-    if error is not None:
-        job.done.set_exception(error)
-    else:
-        job.done.set_result(result or {})
+def _settle(batch: list[_Job], outcomes: list[Outcome]) -> None:
+    for job, outcome in zip(batch, outcomes, strict=True):
+        if job.done.done():  # the request was cancelled (client gone): nobody is waiting
+            continue
+        try:
+            job.done.set_result(job.finish(outcome))
+        except Exception as err:  # raised by `finish`, or the model's error passed on
+            job.done.set_exception(err)
