@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gitops_mlops import builtin_datasets, bundle, data_url
-from gitops_mlops.errors import DataUnavailable
+from gitops_mlops.errors import DataUnavailable, MlopsError
 from gitops_mlops.spec.model import Dataset, Spec
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gitops_mlops.rundir import RunDir
 
 BUILTIN_TARGET = builtin_datasets.TARGET
 
@@ -37,6 +39,19 @@ class Data:
     @property
     def features(self) -> list[str]:
         return [str(c) for c in self.x_train.columns]
+
+
+def load_as_trained(spec: Spec, run: RunDir) -> Data:
+    """The data again, for a stage after training (evaluate, compare): refused unless it is
+    the data the run's model was trained on, or the rows measured would not be its test rows."""
+    data = load(spec)
+    trained_on = run.manifest().get("data_digest")
+    if trained_on != f"sha256:{data.digest}":
+        raise MlopsError(
+            f"the data changed since {run.model_dir} was trained ({trained_on} then, "
+            f"sha256:{data.digest} now); retrain with `mlops run`"
+        )
+    return data
 
 
 def load(spec: Spec, env: Mapping[str, str] | None = None) -> Data:

@@ -197,16 +197,27 @@ def test_stages_one_at_a_time(tmp_path: Path) -> None:
     assert "passed the gate" in (out / "report.md").read_text()
 
 
-def test_evaluate_refuses_data_that_changed_after_training(tmp_path: Path) -> None:
+def test_evaluate_and_compare_refuse_data_that_changed_after_training(tmp_path: Path) -> None:
     work = tmp_path / "project"
     shutil.copytree(ROOT / "examples" / "diabetes-csv", work)
     out = tmp_path / "run"
-    assert run_cli("train", str(work / "mlops.yaml"), "--out", str(out)).code == 0
+    trained = run_cli("run", str(work / "mlops.yaml"), "--until", "evaluate", "--out", str(out))
+    assert trained.code == 0, trained.out + trained.err
+    then = json.loads((out / "model" / "manifest.json").read_text())["data_digest"]
     csv = work / "data" / "diabetes.csv"
     csv.write_text(csv.read_text().replace("151", "152", 1))
-    result = run_cli("evaluate", str(out))
-    assert result.code == 1
-    assert "the data changed since" in result.err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env["MLOPS_CHAMPION_CACHE"] = str(tmp_path / "champions")
+    # Both stages that read the data again (evaluate; compare, run by gate) say the same.
+    for argv in (["evaluate", str(out)], ["gate", str(out), "--champion", str(out)]):
+        result = run_cli(*argv, env=env)
+        assert result.code == 1, result.out + result.err
+        said = re.search(
+            r"the data changed since (.*) was trained \((\S+) then, (\S+) now\)", result.err
+        )
+        assert said is not None, result.err
+        assert said.groups()[:2] == (str(out / "model"), then) and said[3] != then
+        assert "; retrain with `mlops run`" in result.err
 
 
 def test_a_model_holding_an_untrusted_type_is_refused(tmp_path: Path) -> None:

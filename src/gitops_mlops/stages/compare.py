@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from gitops_mlops import champion_model, datasets, metrics
 from gitops_mlops.champion_model import ChampionModel, ChampionUnavailable
-from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.release import Champion
@@ -70,7 +69,9 @@ def _compare(ctx: CompareContext) -> tuple[Comparison, PredictionSet | None]:
         candidate = ctx.predictions or _candidate(ctx.run)
         fetched = _fetch(ctx, champion)
         started = time.perf_counter()
-        data = ctx.data or _test_rows(ctx.spec, ctx.run)
+        # The candidate's test rows again (mlops gate RUN_DIR): the same data it was
+        # measured on, or the comparison would not be paired.
+        data = ctx.data or datasets.load_as_trained(ctx.spec, ctx.run)
         theirs = _predict(fetched, data, candidate)
         predicted = time.perf_counter() - started
     except ChampionUnavailable as err:
@@ -142,19 +143,6 @@ def _fetch(ctx: CompareContext, champion: Champion) -> ChampionModel:
     if champion.model_dir is not None:
         return champion_model.from_folder(champion.model_dir, allow)
     return champion_model.from_release(champion.record, allow, ctx.env)
-
-
-def _test_rows(spec: Spec, run: RunDir) -> datasets.Data:
-    """The candidate's test rows again (mlops gate RUN_DIR): the same data it was measured
-    on, or the comparison would not be paired."""
-    data = datasets.load(spec)
-    trained_on = run.manifest().get("data_digest")
-    if trained_on != f"sha256:{data.digest}":
-        raise MlopsError(
-            f"the data changed since {run.model_dir} was trained ({trained_on} then, "
-            f"sha256:{data.digest} now); retrain with `mlops run`"
-        )
-    return data
 
 
 def _predict(

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from gitops_mlops import bundle, curves, datasets, estimates, metrics, predictions
-from gitops_mlops.errors import MlopsError
 from gitops_mlops.predictions import Predictions
 from gitops_mlops.records import predictions as prediction_records
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics, MetricTable
@@ -38,7 +37,7 @@ def evaluate(ctx: EvaluateContext) -> Metrics:
         if ctx.model is not None
         else bundle.load_verified(run.model_dir, spec.model.allow_modules)
     )
-    data = ctx.data or _reload(spec, run)
+    data = ctx.data or datasets.load_as_trained(spec, run)
     names = [n for n in spec.evaluation.metrics if metrics.METRICS[n].needs != "latency"]
     predicted = _predict(spec, model, data, names)
     confidence = spec.evaluation.confidence
@@ -75,17 +74,6 @@ def evaluate(ctx: EvaluateContext) -> Metrics:
     )
     run.write_metrics(result)
     return result
-
-
-def _reload(spec: Spec, run: RunDir) -> datasets.Data:
-    data = datasets.load(spec)
-    trained_on = run.manifest().get("data_digest")
-    if trained_on != f"sha256:{data.digest}":
-        raise MlopsError(
-            f"the data changed since {run.model_dir} was trained ({trained_on} then, "
-            f"sha256:{data.digest} now); retrain with `mlops run`"
-        )
-    return data
 
 
 def _predict(spec: Spec, model: Any, data: datasets.Data, names: Sequence[str]) -> Predictions:
