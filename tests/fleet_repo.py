@@ -13,6 +13,9 @@ in `promotion.repository`, a GitOps repository that is a local path or owner/nam
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.fake_github import git
@@ -93,6 +96,20 @@ def model_repo(folder: Path, repository: str) -> Path:
     write(folder, files)
     commit_all(folder, "three models")
     return folder
+
+
+@contextmanager
+def checked_out(folder: Path, repository: str) -> Iterator[tuple[Path, Path]]:
+    """(models repository, local GitOps repository) made in `folder`, with the models
+    repository as the working directory meanwhile (as in CI); `repository` as model_repo."""
+    gitops = local_gitops(folder / "gitops")
+    repo = model_repo(folder / "repo", repository)
+    here = Path.cwd()
+    os.chdir(repo)
+    try:
+        yield repo, gitops
+    finally:
+        os.chdir(here)
 
 
 def local_gitops(folder: Path) -> Path:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.fake_github import FakeGitHub, git
-from tests.fleet_repo import commit_all, gitops_layout, local_gitops, model_repo
+from tests.fleet_repo import checked_out, commit_all, gitops_layout, local_gitops, model_repo
 
 GITOPS = "../../../gitops"
 IMAGE = "localhost:5000/fleet/{name}@sha256:{digest}"
@@ -44,14 +44,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(models repository, local GitOps repository); the cwd is the models repository."""
-    gitops = local_gitops(tmp_path / "gitops")
-    repo = model_repo(tmp_path / "repo", GITOPS)
-    here = Path.cwd()
-    os.chdir(repo)
-    try:
-        yield repo, gitops
-    finally:
-        os.chdir(here)
+    with checked_out(tmp_path, GITOPS) as found:
+        yield found
 
 
 def use_run(run: Path, repo: Path, name: str, tmp_path: Path) -> Path:

@@ -23,7 +23,7 @@ from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.integrations.registry import Reference, Registry
 from tests.conftest import run_cli
 from tests.fake_github import git
-from tests.fleet_repo import local_gitops, model_repo, spec_text, write
+from tests.fleet_repo import checked_out, local_gitops, model_repo, spec_text, write
 from tests.image_setup import shared_registry
 from tests.integration.registry_helpers import (
     PASSWORD,
@@ -63,14 +63,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    gitops = local_gitops(tmp_path / "gitops")
-    repo = model_repo(tmp_path / "repo", GITOPS)
-    here = Path.cwd()
-    os.chdir(repo)
-    try:
-        yield repo, gitops
-    finally:
-        os.chdir(here)
+    with checked_out(tmp_path, GITOPS) as found:
+        yield found
 
 
 def version(run: Path) -> str:
