@@ -8,6 +8,7 @@ failure: in CI nothing may be silently left out.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -56,6 +57,33 @@ def require(*, base_image: bool = False, registry: bool = False) -> Any:
     needs(missing(base_image=base_image, registry=registry))
     client, _ = docker.connect(os.environ)
     return client
+
+
+def pip_name(name: str) -> str:
+    """A package's name as pip compares them (case, `_` and `-` aside)."""
+    return name.lower().replace("_", "-")
+
+
+def installed_packages(engine: Any, image: str) -> set[tuple[str, str]]:
+    """(name, version) of every package in the serving image's venv, as pip lists them."""
+    listed = engine.containers.run(
+        image,
+        # The venv has no pip of its own: the base image's pip lists it (as the build used it).
+        [
+            "/usr/bin/python3",
+            "-m",
+            "pip",
+            "--python",
+            "/opt/venv/bin/python",
+            "list",
+            "--format",
+            "json",
+            "--disable-pip-version-check",
+        ],
+        remove=True,
+        network_mode="none",
+    )
+    return {(pip_name(p["name"]), p["version"]) for p in json.loads(listed)}
 
 
 def shared_registry() -> Registry:

@@ -25,6 +25,7 @@ from gitops_mlops.attestations import ENVELOPE_MEDIA_TYPE, KINDS
 from gitops_mlops.integrations.registry import OCI_INDEX, Reference, Registry, fallback_tag
 from tests.conftest import run_cli
 from tests.fake_github import FakeGitHub, git
+from tests.image_setup import installed_packages, pip_name
 from tests.integration.helpers import copy_example
 from tests.integration.registry_helpers import push_image
 from tests.integration.test_build import BASE, engine  # noqa: F401 - the engine fixture
@@ -161,25 +162,9 @@ def test_the_sbom_validates_and_lists_what_pip_lists_in_the_image(
     text = (attested["run"] / "attestations" / "sbom.cdx.json").read_text()
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     bom = json.loads(text)
-    listed = engine.containers.run(
-        attested["image"],
-        [
-            "/usr/bin/python3",
-            "-m",
-            "pip",
-            "--python",
-            "/opt/venv/bin/python",
-            "list",
-            "--format",
-            "json",
-            "--disable-pip-version-check",
-        ],
-        remove=True,
-        network_mode="none",
-    )
-    pip = {(p["name"].lower().replace("_", "-"), p["version"]) for p in json.loads(listed)}
     libraries = [c for c in bom["components"] if c["type"] == "library"]
-    assert {(c["name"].lower().replace("_", "-"), c["version"]) for c in libraries} == pip
+    listed = {(pip_name(c["name"]), c["version"]) for c in libraries}
+    assert listed == installed_packages(engine, attested["image"])
     wheels = {p["name"]: p["sha256"] for p in attested["build"]["packages"] if p["sha256"]}
     for component in libraries:
         if component["name"] in wheels:

@@ -20,7 +20,7 @@ from gitops_mlops.integrations import docker
 from gitops_mlops.reporting import markdown
 from gitops_mlops.serving.runtimes import RUNTIMES
 from tests.conftest import run_cli
-from tests.image_setup import BASE_IMAGE, require
+from tests.image_setup import BASE_IMAGE, installed_packages, pip_name, require
 from tests.integration.helpers import copy_example, run_until
 from tests.integration.server_helpers import free_port, request, serving, wait_ready
 from tests.integration.test_serving import MALFORMED, ROWS, per_feature
@@ -123,26 +123,8 @@ def test_image_runs_as_non_root_with_healthcheck_and_labels(
 def test_the_build_record_lists_what_pip_sees_in_the_image(
     engine: Any, pushed: dict[str, Any]
 ) -> None:
-    listed = engine.containers.run(
-        pushed["reference"],
-        # The venv has no pip of its own: the base image's pip lists it (as the build used it).
-        [
-            "/usr/bin/python3",
-            "-m",
-            "pip",
-            "--python",
-            "/opt/venv/bin/python",
-            "list",
-            "--format",
-            "json",
-            "--disable-pip-version-check",
-        ],
-        remove=True,
-        network_mode="none",
-    )
-    pip = {(p["name"].lower().replace("_", "-"), p["version"]) for p in json.loads(listed)}
-    recorded = {(p["name"].lower().replace("_", "-"), p["version"]) for p in pushed["packages"]}
-    assert recorded == pip
+    recorded = {(pip_name(p["name"]), p["version"]) for p in pushed["packages"]}
+    assert recorded == installed_packages(engine, pushed["reference"])
     wheels = {p["name"].lower(): p for p in pushed["packages"]}
     for pin in pushed["requirements"]:
         name = pin.split("==")[0].lower()
