@@ -344,6 +344,9 @@ def stop(process: Any) -> None:
 
 def benchmark(args: argparse.Namespace) -> int:
     results: dict[str, dict[tuple[int, int], tuple[float, float, float, int]]] = {}
+    # The 1-minute load average before any server starts (the machine's other work) and
+    # at the end (ours included): figures from a loaded machine are not comparable.
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prepared = prepare(folder)
@@ -365,6 +368,10 @@ def benchmark(args: argparse.Namespace) -> int:
                             )
             finally:
                 stop(process)
+    print(
+        f"\nload average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} at the end, "
+        f"{os.cpu_count()} CPUs"
+    )
     print("\n| server | rows | connections | req/s | p50 ms | p99 ms | timeouts |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, by_load in results.items():
