@@ -649,6 +649,30 @@ def test_metrics_are_the_totals_of_every_worker(iris_run: Path) -> None:
         assert sum(per_worker) == sum(int(n) for n in every)  # health checks too
 
 
+def test_connections_that_arrive_together_are_spread_over_the_workers(iris_run: Path) -> None:
+    """64 clients connecting at once: each worker gets a share, not one worker all of them
+    (with one shared listening socket, the first worker to wake accepted every one)."""
+    command, port = start(iris_run)
+    with serving([*command, "--workers", "2"], port):
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(64)]
+        try:
+            for client in clients:
+                client.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+            for client in clients:
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            for client in clients:
+                client.close()
+        text = request(port, "GET", "/metrics")[1]
+    per_worker = [
+        int(n)
+        for n in re.findall(r'^mlops_worker_requests_total\{worker="\d"\} (\d+)$', text, re.M)
+    ]
+    # Spread by a hash of each connection's address: under 16 of 64 on either side is a
+    # 1-in-40,000 draw.
+    assert len(per_worker) == 2 and min(per_worker) >= 16, per_worker
+
+
 # tritonclient, the reference V2 client: binary tensors by default, JSON when asked.
 def triton_infer(
     port: int, model: str, inputs: list[tuple[str, np.ndarray, str, bool]], binary_out: bool

@@ -1,11 +1,12 @@
-"""One server process per CPU the container is given, sharing one listening socket.
+"""One server process per CPU the container is given, all listening on one port.
 
 Python runs one thread of Python at a time, so a server uses more than one core only with
-more processes. The parent binds the socket, imports the runtime's modules (their pages are
-then shared), and forks one worker per CPU; each worker loads the model, runs its own event
-loop and its own batching, and accepts from the shared socket (the kernel hands each
-connection to one of them). The parent only forwards SIGTERM and SIGINT to the workers,
-restarts a worker that dies, and exits when they have drained.
+more processes. The parent binds the port (one socket per worker in a SO_REUSEPORT group on
+Linux, so the kernel spreads new connections over the workers), imports the runtime's
+modules (their pages are then shared), and forks one worker per CPU; each worker loads the
+model, runs its own event loop and its own batching, and accepts from its socket. The
+parent only forwards SIGTERM and SIGINT to the workers, restarts a worker that dies, and
+exits when they have drained.
 
 "Every CPU" is cgroup aware: the CPUs this process may run on, capped by the cgroup's CPU
 quota (`docker run --cpus 1.5` or a Kubernetes CPU limit of 1500m gives 2 workers; the
