@@ -111,9 +111,13 @@ class DaskCluster:
 
 @contextmanager
 def dask_cluster(
-    folder: Path, workers: int = 2, env: dict[str, str] | None = None
+    folder: Path,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> Iterator[DaskCluster]:
-    """`dask scheduler` and `dask worker`s (one thread, no nanny: a killed worker stays dead)."""
+    """`dask scheduler` and `dask worker`s (one thread, no nanny: a killed worker stays dead).
+    `worker_env` is the workers' environment when it differs from the scheduler's."""
     folder.mkdir(parents=True, exist_ok=True)
     environment = env or clean_env()
     port = free_port()
@@ -145,7 +149,7 @@ def dask_cluster(
                         f"worker-{i}",
                     ],
                     folder,
-                    environment,
+                    worker_env or environment,
                 )
             )
         services = [scheduler, *cluster.workers]

@@ -162,6 +162,23 @@ def test_workers_without_the_estimators_module(cluster: DaskCluster, tmp_path: P
     assert result.stderr.count("tcp://127.0.0.1:") == 3, result.stderr  # two workers, scheduler
 
 
+def test_a_scheduler_without_the_estimators_module(tmp_path: Path) -> None:
+    """The scheduler unpickles each fit's task, so it needs the estimator's module too."""
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "mymodels.py").write_text(
+        "from sklearn.ensemble import RandomForestClassifier\n\n\n"
+        "class Forest(RandomForestClassifier):\n    pass\n"
+    )
+    spec = spec_for(tmp_path / "project", estimator="mymodels.Forest")
+    with dask_cluster(tmp_path / "cluster", worker_env=clean_env(PYTHONPATH=str(modules))) as own:
+        env = clean_env(MLOPS_DASK_SCHEDULER=own.address, PYTHONPATH=str(modules))
+        result = train(spec, tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"the Dask scheduler at {own.address} cannot import 'mymodels'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def wait_until_fitting(cluster: DaskCluster, limit: float = 120) -> None:
     end = time.monotonic() + limit
     while time.monotonic() < end:

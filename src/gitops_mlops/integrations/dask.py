@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import importlib.util
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +59,12 @@ def settings(scheduler: str | None, env: Mapping[str, str]) -> DaskSettings:
 def search_on_cluster(dask: DaskSettings, modules: Sequence[str]) -> Iterator[None]:
     """Inside this block, joblib (and so scikit-learn's searches) run on the cluster.
 
-    `modules` are the top-level modules the fits unpickle (the estimator's): every worker
-    must import them, and run the scikit-learn version we run, or the search is refused
-    before any fit.
+    `modules` are the modules the fits unpickle (the estimator's, its steps', the search's
+    own): every worker imports them before any fit, which is the check that it can (a
+    worker that cannot is named) and its warm-up, done on all workers at once instead of
+    inside each one's first fit. Every worker must run the scikit-learn version we run.
+    The training rows go to the cluster once per search (joblib scatters them to one
+    worker; the others fetch them from there): measured, 0.03 s of transfers in all.
     """
     import joblib
     from distributed import Client, KilledWorker
@@ -149,14 +152,29 @@ def _check_workers(client: Any, dask: DaskSettings, modules: Sequence[str]) -> N
             f"no Dask worker joined the scheduler at {dask.address} within {dask.timeout:g} s; "
             "start workers (`dask worker ADDRESS`)"
         ) from None
-    for module in modules:
-        found = client.run(importlib.util.find_spec, module, on_error="return")
-        missing = sorted(w for w, spec in found.items() if spec is None or _failed(spec))
-        if missing:
-            raise DaskError(
-                f"Dask workers {', '.join(missing)} of {dask.address} cannot import "
-                f"{module!r}, which the estimator needs; install it where the workers run"
-            )
+    # The scheduler unpickles each task too (its first search imported scikit-learn and
+    # pandas there, 1.9 s before the first fit could start): it imports at the same time.
+    with ThreadPoolExecutor(1) as pool:
+        on_scheduler = pool.submit(client.run_on_scheduler, _importer(), list(modules))
+        said = client.run(_importer(), list(modules), on_error="return")
+        try:
+            scheduler_said = on_scheduler.result()
+        except Exception as err:  # the check itself failed there
+            scheduler_said = err
+    problems = {w: p for w, p in ((w, _import_problem(v)) for w, v in said.items()) if p}
+    if problems:
+        problem = min(problems.values())
+        workers = sorted(w for w, p in problems.items() if p == problem)
+        raise DaskError(
+            f"Dask workers {', '.join(workers)} of {dask.address} cannot import {problem}, "
+            "which the estimator needs; install it where the workers run"
+        )
+    missing = _import_problem(scheduler_said)
+    if missing:
+        raise DaskError(
+            f"the Dask scheduler at {dask.address} cannot import {missing}, which the "
+            "estimator needs (the scheduler unpickles each fit's task); install it there too"
+        )
     for package in SAME_VERSIONS:
         ours = importlib.metadata.version(package)
         theirs = client.run(importlib.metadata.version, package, on_error="return")
@@ -169,6 +187,34 @@ def _check_workers(client: Any, dask: DaskSettings, modules: Sequence[str]) -> N
                 f"Dask workers of {dask.address} must run {package} {ours} like this machine "
                 f"(the fits would differ): {shown}"
             )
+
+
+def _importer() -> Any:
+    """A function that imports `modules` and says which one failed, or None. A closure on
+    purpose: distributed sends it by value (cloudpickle), so the workers need no
+    gitops-mlops to run it."""
+
+    def import_all(modules: list[str]) -> tuple[str, str] | None:
+        import importlib
+
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                return err.name or module, f"{type(err).__name__}: {err}"
+        return None
+
+    return import_all
+
+
+def _import_problem(value: Any) -> str | None:
+    """What a worker's import check said, for the message (None: it imported everything)."""
+    if value is None:
+        return None
+    if _failed(value):  # the check itself failed on that worker
+        return f"the estimator's modules ({type(value).__name__}: {value})"
+    name, detail = value
+    return repr(name) if detail.startswith("ModuleNotFoundError") else f"{name!r} ({detail})"
 
 
 def _failed(value: Any) -> bool:

@@ -180,14 +180,28 @@ def _search_on_cluster(
     """
     from sklearn.base import clone
 
-    assert spec.model.estimator is not None
     search.set_params(refit=False)
-    with dask.search_on_cluster(cluster, [spec.model.estimator.partition(".")[0]]):
-        search.fit(data.x_train, data.y_train)
+    rows = (data.x_train, data.y_train)
+    with dask.search_on_cluster(cluster, _unpickled_modules(search, rows)):
+        search.fit(*rows)
     best = clone(search.estimator).set_params(**clone(search.best_params_, safe=False))
     best.fit(data.x_train, data.y_train)
     search.best_estimator_ = best
     return search
+
+
+def _unpickled_modules(search: Any, rows: tuple[Any, ...]) -> list[str]:
+    """The modules a worker imports to run one of the search's fits: the fit function's,
+    the estimator's and each of its steps', and the training rows' (pandas)."""
+    from sklearn.model_selection import _validation
+
+    parts = [search.estimator, *search.estimator.get_params(deep=True).values()]
+    # (a param may be an estimator class rather than an instance: not unpickled as one)
+    found = {
+        type(p).__module__ for p in parts if hasattr(p, "get_params") and not isinstance(p, type)
+    }
+    found |= {type(r).__module__ for r in rows}
+    return [_validation.__name__, *sorted(found)]
 
 
 def _versions() -> dict[str, str]:
