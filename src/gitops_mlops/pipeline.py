@@ -197,11 +197,18 @@ def track_run(
     verdict: Verdict,
     progress: Progress,
 ) -> None:
-    """Log the run to MLflow when the spec asks; a server that is down only warns."""
+    """Log the run to MLflow when the spec asks; a server that is down only warns.
+
+    The model card is written first, so it is among the artifacts tracking uploads (the
+    report stage, which also writes it, runs after tracking)."""
     if spec.tracking is None:
         return
     from gitops_mlops.stages.track import TrackContext, track
 
+    try:
+        write_model_card(spec, run_dir)
+    except MlopsError as err:  # a damaged record: tracked without the card, as the report says
+        progress.warn(f"model-card.md not written: {err}")
     context = TrackContext(spec, run_dir, env, event, measured, verdict)
     with progress.stage("track"):
         tracked = track(context)

@@ -84,7 +84,10 @@ def test_a_pull_request_run_is_logged_and_linked(mlflow_uri: str, tmp_path: Path
     assert tags["mlops.commit"] == env["GITHUB_SHA"]
     assert run.info.status == "FINISHED"
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert logged == {"manifest.json", "metrics.json", "verdict.json", "report.md"}
+    assert logged == {"manifest.json", "metrics.json", "verdict.json", "report.md", "model-card.md"}
+    card = Path(client.download_artifacts(run.info.run_id, "model-card.md", str(tmp_path)))
+    assert card.read_text() == (tmp_path / "run" / "model-card.md").read_text()
+    assert manifest["model_version"] in card.read_text()
 
     link = f"{mlflow_uri}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
     assert link in (tmp_path / "run" / "report.md").read_text()

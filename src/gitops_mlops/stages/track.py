@@ -27,8 +27,6 @@ from gitops_mlops.spec.model import Spec
 from gitops_mlops.spec.semantics import repository_root
 from gitops_mlops.stages.report import _pull_request_number as pull_request_number
 
-MODEL_CARDS = ("model_card.md", "model-card.md", "MODEL_CARD.md")  # beside report.md
-
 
 @dataclass(frozen=True)
 class TrackContext:
@@ -142,9 +140,8 @@ def _link_in_report(report: Path, url: str, experiment: str) -> None:
 
 
 def _late_artifacts(run: RunDir) -> list[Path]:
-    """Logged after the link is in the report: the report, and a model card if one exists."""
-    found = [run.report] if run.report.is_file() else []
-    return found + [run.root / n for n in MODEL_CARDS if (run.root / n).is_file()]
+    """Logged after the link is in the report: the report, and the model card."""
+    return [p for p in (run.report, run.model_card) if p.is_file()]
 
 
 def _text(value: Any) -> str:
