@@ -89,9 +89,10 @@ def _cmd_schema(args: argparse.Namespace, console: Console) -> int:
 def _cmd_columns(args: argparse.Namespace, console: Console) -> int:
     import json
 
+    from gitops_mlops.integrations.storage import StorageSettings
     from gitops_mlops.stages.columns import columns
 
-    found = columns(Path(args.spec), args.spec)
+    found = columns(Path(args.spec), args.spec, StorageSettings.from_env(console.env))
     if args.format == "json":
         console.print(json.dumps([d.to_json() for d in found], indent=2))
         return 0
@@ -383,6 +384,7 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from gitops_mlops.integrations.storage import StorageSettings
     from gitops_mlops.rundir import RunDir
     from gitops_mlops.stages.evaluate import EvaluateContext, evaluate
     from gitops_mlops.stages.validate import load
@@ -390,7 +392,7 @@ def _cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     run_dir = RunDir(Path(args.run_dir))
     spec = load(run_dir.spec_path())
     with _progress(console).stage("evaluate"):
-        evaluate(EvaluateContext(spec, run_dir))
+        evaluate(EvaluateContext(spec, run_dir, storage=StorageSettings.from_env(console.env)))
     console.print(f"metrics: {run_dir.metrics}")
     return 0
 

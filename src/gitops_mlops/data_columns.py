@@ -17,18 +17,20 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from gitops_mlops import data_url
 from gitops_mlops.builtin_datasets import BUILTINS
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.parquet_footer import FooterError
 from gitops_mlops.parquet_footer import read_columns as parquet_columns
+
+if TYPE_CHECKING:
+    from gitops_mlops.integrations.storage import StorageSettings
 
 CSV_SAMPLE_ROWS = 1000
 MAX_HEADER_BYTES = 1024 * 1024
@@ -71,10 +73,17 @@ def data_format(location: str, declared: str | None) -> Format:
     return "parquet" if suffix.lower() in (".parquet", ".pq") else "csv"
 
 
-def read(location: str, base: Path, declared: str | None, dtypes: bool = False) -> DataColumns:
-    """The columns of the data file at `location` (relative to `base`, or a URL)."""
+def read(
+    location: str,
+    base: Path,
+    declared: str | None,
+    dtypes: bool = False,
+    storage: StorageSettings | None = None,
+) -> DataColumns:
+    """The columns of the data file at `location` (relative to `base`, or a URL: read with
+    `storage`, the object stores' settings the command resolved)."""
     shown = data_url.display(location) if data_url.is_url(location) else location
-    with open_data(location, base) as stream:
+    with open_data(location, base, storage) as stream:
         return from_stream(stream, data_format(location, declared), shown, dtypes)
 
 
@@ -98,18 +107,21 @@ def from_stream(stream: IO[bytes], kind: Format, shown: str, dtypes: bool = Fals
 
 
 @contextmanager
-def open_data(location: str, base: Path) -> Iterator[IO[bytes]]:
+def open_data(
+    location: str, base: Path, settings: StorageSettings | None = None
+) -> Iterator[IO[bytes]]:
     """The bytes of a data file, seekable, for reading its header or footer.
 
     A URL is where remote reading plugs in (ranged reads: a header or a footer, never the
     whole object); `mlops validate` never gets here for a URL (it checks the syntax only).
     """
     if data_url.is_url(location):
-        # Credentials from this process's environment, as when the data is trained on.
         from gitops_mlops.integrations import storage
 
+        if settings is None:
+            raise ColumnsError(f"{data_url.display(location)}: no object store settings given")
         try:
-            with storage.random_access(storage.Store.for_url(location, os.environ)) as handle:
+            with storage.random_access(storage.Store.for_url(location, settings)) as handle:
                 yield handle
         except storage.StorageError as err:
             raise ColumnsError(str(err)) from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from gitops_mlops.spec.model import Dataset, Spec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gitops_mlops.integrations.storage import StorageSettings
     from gitops_mlops.rundir import RunDir
 
 BUILTIN_TARGET = builtin_datasets.TARGET
@@ -41,10 +41,10 @@ class Data:
         return [str(c) for c in self.x_train.columns]
 
 
-def load_as_trained(spec: Spec, run: RunDir) -> Data:
+def load_as_trained(spec: Spec, run: RunDir, storage: StorageSettings | None = None) -> Data:
     """The data again, for a stage after training (evaluate, compare): refused unless it is
     the data the run's model was trained on, or the rows measured would not be its test rows."""
-    data = load(spec)
+    data = load(spec, storage)
     trained_on = run.manifest().get("data_digest")
     if trained_on != f"sha256:{data.digest}":
         raise MlopsError(
@@ -54,13 +54,14 @@ def load_as_trained(spec: Spec, run: RunDir) -> Data:
     return data
 
 
-def load(spec: Spec, env: Mapping[str, str] | None = None) -> Data:
-    """`env` holds the credentials of data in object storage (default: this process's)."""
-    train_frame, train_digest = _read(spec, spec.data.train, "data.train", env)
+def load(spec: Spec, storage: StorageSettings | None = None) -> Data:
+    """`storage`: the object stores' settings the command resolved (None: this process's
+    environment, for the callers that do not pass them down: the image build's ONNX check)."""
+    train_frame, train_digest = _read(spec, spec.data.train, "data.train", storage)
     target, features = _columns(spec, train_frame)
     digest = hashlib.sha256(train_digest.encode())
     if spec.data.test is not None:
-        test_frame, test_digest = _read(spec, spec.data.test, "data.test", env)
+        test_frame, test_digest = _read(spec, spec.data.test, "data.test", storage)
         digest.update(test_digest.encode())
         _same_columns(spec, train_frame, test_frame, [*features, target])
         train, test = train_frame, test_frame
@@ -79,7 +80,7 @@ def load(spec: Spec, env: Mapping[str, str] | None = None) -> Data:
 
 
 def _read(
-    spec: Spec, dataset: Dataset, where: str, env: Mapping[str, str] | None = None
+    spec: Spec, dataset: Dataset, where: str, storage: StorageSettings | None = None
 ) -> tuple[pd.DataFrame, str]:
     import pandas as pd
 
@@ -92,7 +93,7 @@ def _read(
         return frame, hashlib.sha256(hashed).hexdigest()
     assert dataset.path is not None  # the schema requires builtin or path
     if data_url.is_url(dataset.path):
-        return _read_remote(spec, dataset.path, dataset.format, where, env)
+        return _read_remote(spec, dataset.path, dataset.format, where, storage)
     path = spec.root / dataset.path
     if not path.is_file():
         raise spec.problem(
@@ -125,7 +126,7 @@ def _read(
 
 
 def _read_remote(
-    spec: Spec, url: str, format: str | None, where: str, env: Mapping[str, str] | None
+    spec: Spec, url: str, format: str | None, where: str, settings: StorageSettings | None
 ) -> tuple[pd.DataFrame, str]:
     """An object in storage, read once: a CSV is parsed as it streams in, a Parquet file
     (which is read from its end) is copied to a temporary file first; both are hashed as
@@ -137,7 +138,8 @@ def _read_remote(
     kind = format or ("parquet" if data_url.suffix(url) in (".parquet", ".pq") else "csv")
     shown = data_url.display(url)
     try:
-        store = storage.Store.for_url(url, os.environ if env is None else env)
+        resolved = settings or storage.StorageSettings.from_env(os.environ)
+        store = storage.Store.for_url(url, resolved)
         if kind == "parquet":
             with storage.spooled(store) as (copy, digest):
                 frame = pd.read_parquet(copy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -119,6 +120,22 @@ def test_a_csv_object_trains_the_model_a_local_copy_trains(
     assert ours["data_digest"] == f"sha256:{hashlib.sha256(train_digest.encode()).hexdigest()}"
     assert ours["data_digest"] == theirs["data_digest"]
     assert ours["model_version"] == theirs["model_version"]
+
+
+def test_mlops_evaluate_reads_the_object_with_the_command_s_settings(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    """`mlops evaluate RUN_DIR` reads the data again, with the store settings of the
+    environment the command was given (this process's has none of them)."""
+    assert not any(k.startswith("AWS_ENDPOINT") for k in os.environ)
+    put(s3, "iris/evaluate.csv", iris_csv())
+    spec = spec_with(tmp_path / "p", f"s3://{BUCKET}/iris/evaluate.csv")
+    run = tmp_path / "r"
+    trained = run_cli("run", str(spec), "--until", "train", "--out", str(run), env=s3)
+    assert trained.code == 0, trained.out + trained.err
+    result = run_cli("evaluate", str(run), env=s3)
+    assert result.code == 0, result.out + result.err
+    assert "accuracy" in json.loads((run / "metrics.json").read_text())["metrics"]
 
 
 def test_parquet_training_data_with_a_csv_test_set(s3: dict[str, str], tmp_path: Path) -> None:
@@ -295,7 +312,6 @@ def test_mlops_columns_reads_only_the_header_or_the_schema(
     s3: dict[str, str],
     tmp_path: Path,
     fetched: list[int],
-    monkeypatch: pytest.MonkeyPatch,
     kind: str,
 ) -> None:
     frame = big_frame(400_000)
@@ -314,8 +330,7 @@ def test_mlops_columns_reads_only_the_header_or_the_schema(
         f'data:\n  train: {{path: "s3://{BUCKET}/wide/train.{kind}", target: species}}\n'
         "model:\n  estimator: sklearn.linear_model.LogisticRegression\n"
     )
-    for name, value in s3.items():  # `mlops columns` reads the process's environment
-        monkeypatch.setenv(name, value)
+    # The store's settings come from the command's environment only (not this process's).
     result = run_cli("columns", str(spec), "--format", "json", env=s3)
     assert result.code == 0, result.out + result.err
     listed = json.loads(result.out)[0]
@@ -326,12 +341,8 @@ def test_mlops_columns_reads_only_the_header_or_the_schema(
     assert sum(fetched) < 2 * 2**20, f"read {sum(fetched)} of {len(body)} bytes"
 
 
-def test_mlops_columns_on_a_missing_object_says_so(
-    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mlops_columns_on_a_missing_object_says_so(s3: dict[str, str], tmp_path: Path) -> None:
     spec = spec_with(tmp_path, f"s3://{BUCKET}/nothing.csv")
-    for name, value in s3.items():
-        monkeypatch.setenv(name, value)
     result = run_cli("columns", str(spec), env=s3)
     assert result.code == 1, result.out + result.err
     assert f"s3://{BUCKET}/nothing.csv: no such object" in result.err

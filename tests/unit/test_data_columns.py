@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from gitops_mlops import data_columns, parquet_footer
 from gitops_mlops.data_columns import ColumnsError, from_stream
+from gitops_mlops.integrations.storage import StorageSettings
 
 
 class CountingStream(io.BytesIO):
@@ -220,4 +221,10 @@ def test_a_url_is_read_from_object_storage_not_from_the_folder(tmp_path: Path) -
     # file named like the URL. tests/integration/test_object_storage.py reads it for real.
     (tmp_path / "s3:").mkdir()
     with pytest.raises(ColumnsError, match=r"^s3://bucket/train\.csv: cannot read it"):
+        data_columns.read("s3://bucket/train.csv", tmp_path, None, storage=StorageSettings({}))
+
+
+def test_a_url_without_store_settings_is_refused(tmp_path: Path) -> None:
+    """The settings are passed down by the command; nothing below reads the environment."""
+    with pytest.raises(ColumnsError, match="no object store settings given"):
         data_columns.read("s3://bucket/train.csv", tmp_path, None)

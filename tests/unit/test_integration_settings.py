@@ -30,7 +30,7 @@ def test_dask_settings_errors(env: dict[str, str], fragment: str) -> None:
 
 def test_credentials_never_reach_a_message() -> None:
     env = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_SESSION_TOKEN": "tok-en-value"}
-    store = storage.Store.for_url("s3://bucket/key.csv", env)
+    store = storage.Store.for_url("s3://bucket/key.csv", storage.StorageSettings.from_env(env))
     said = store.say("signature s3cr3t-value did not match for tok-en-value")
     assert "s3cr3t-value" not in said and "tok-en-value" not in said
 
@@ -42,7 +42,7 @@ def test_s3_options_come_from_the_environment_mapping() -> None:
         "AWS_SECRET_ACCESS_KEY": "secret",
         "AWS_REGION": "eu-west-1",
     }
-    options = storage.Store.for_url("s3://b/k.csv", env).options
+    options = storage.Store.for_url("s3://b/k.csv", storage.StorageSettings.from_env(env)).options
     assert options["client_kwargs"] == {
         "endpoint_url": "http://127.0.0.1:9000",
         "region_name": "eu-west-1",
@@ -53,6 +53,12 @@ def test_s3_options_come_from_the_environment_mapping() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("gcsfs") is not None, reason="gcsfs is installed")
 def test_a_missing_extra_says_what_to_install() -> None:
-    store = storage.Store.for_url("gs://bucket/train.csv", {})
+    store = storage.Store.for_url("gs://bucket/train.csv", storage.StorageSettings({}))
     with pytest.raises(storage.StorageError, match=r"pip install 'gitops-mlops\[gs\]'"):
         storage.head(store)
+
+
+def test_storage_settings_hold_only_the_stores_variables() -> None:
+    env = {"AWS_REGION": "eu-west-1", "AZURE_STORAGE_KEY": "k", "GITHUB_TOKEN": "t", "HOME": "/h"}
+    settings = storage.StorageSettings.from_env(env)
+    assert dict(settings.variables) == {"AWS_REGION": "eu-west-1", "AZURE_STORAGE_KEY": "k"}

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import IO, Any
 
 from gitops_mlops import data_url
@@ -25,6 +26,23 @@ CONNECT_TIMEOUT = 10  # seconds
 READ_TIMEOUT = 60
 ATTEMPTS = 3
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|SAS|CREDENTIAL", re.IGNORECASE)
+
+
+# The stores' own variables: credentials, endpoints, regions, profiles.
+STORE_VARIABLES = ("AWS_", "GOOGLE_", "AZURE_")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The object stores' environment, resolved once by the command that reads data and
+    passed down: nothing below it reads this process's environment."""
+
+    variables: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
+        found = {k: v for k, v in env.items() if k.startswith(STORE_VARIABLES)}
+        return cls(MappingProxyType(found))
 
 
 class StorageError(MlopsError):
@@ -61,7 +79,8 @@ class Store:
     secrets: tuple[str, ...]  # values to keep out of messages
 
     @classmethod
-    def for_url(cls, url: str, env: Mapping[str, str]) -> Store:
+    def for_url(cls, url: str, settings: StorageSettings) -> Store:
+        env = settings.variables
         protocol = url.partition("://")[0].lower()
         if protocol not in data_url.SCHEMES:
             raise StorageError(f"{data_url.display(url)}: {data_url.problem(url)}")

@@ -14,6 +14,7 @@ from typing import Any
 from gitops_mlops import data_columns
 from gitops_mlops.builtin_datasets import TARGET
 from gitops_mlops.errors import Diagnostic, SpecError
+from gitops_mlops.integrations.storage import StorageSettings
 from gitops_mlops.spec import document, schema, semantics
 
 
@@ -36,8 +37,9 @@ class Dataset:
         }
 
 
-def columns(spec_path: Path, display: str) -> list[Dataset]:
-    """The train (and test) data's columns; SpecError when the data section is unusable."""
+def columns(spec_path: Path, display: str, storage: StorageSettings) -> list[Dataset]:
+    """The train (and test) data's columns; SpecError when the data section is unusable.
+    `storage`: the object stores' settings, for data at a URL."""
     try:
         doc = document.load_file(spec_path, display)
     except document.DocumentError as err:
@@ -55,16 +57,19 @@ def columns(spec_path: Path, display: str) -> list[Dataset]:
     found = []
     for key in ("train", "test"):
         if key in data:
-            read = _read(data[key], spec_dir)
+            read = _read(data[key], spec_dir, storage)
             roles = {name: _role(name, target, train.get("features")) for name in read.names}
             found.append(Dataset(f"data.{key}", read, roles))
     return found
 
 
-def _read(dataset: dict[str, Any], spec_dir: Path) -> data_columns.DataColumns:
+def _read(
+    dataset: dict[str, Any], spec_dir: Path, storage: StorageSettings
+) -> data_columns.DataColumns:
     if "builtin" in dataset:
         return data_columns.of_builtin(dataset["builtin"])
-    return data_columns.read(dataset["path"], spec_dir, dataset.get("format"), dtypes=True)
+    path, declared = dataset["path"], dataset.get("format")
+    return data_columns.read(path, spec_dir, declared, dtypes=True, storage=storage)
 
 
 def _role(name: str, target: str, features: list[str] | None) -> str:

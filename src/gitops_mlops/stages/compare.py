@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from gitops_mlops import champion_model, datasets, metrics
 from gitops_mlops.champion_model import ChampionModel, ChampionUnavailable
+from gitops_mlops.integrations.storage import StorageSettings
 from gitops_mlops.records.comparison import Comparison, Delta
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.release import Champion
@@ -71,7 +72,8 @@ def _compare(ctx: CompareContext) -> tuple[Comparison, PredictionSet | None]:
         started = time.perf_counter()
         # The candidate's test rows again (mlops gate RUN_DIR): the same data it was
         # measured on, or the comparison would not be paired.
-        data = ctx.data or datasets.load_as_trained(ctx.spec, ctx.run)
+        storage = StorageSettings.from_env(ctx.env)
+        data = ctx.data or datasets.load_as_trained(ctx.spec, ctx.run, storage)
         theirs = _predict(fetched, data, candidate)
         predicted = time.perf_counter() - started
     except ChampionUnavailable as err:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gitops_mlops import bundle, curves, datasets, estimates, metrics, predictions
+from gitops_mlops.integrations.storage import StorageSettings
 from gitops_mlops.predictions import Predictions
 from gitops_mlops.records import predictions as prediction_records
 from gitops_mlops.records.metrics import Estimate, IntervalSettings, Metrics, MetricTable
@@ -27,6 +28,7 @@ class EvaluateContext:
     run: RunDir
     model: Any = None  # the trained model when the run already holds it in memory
     data: datasets.Data | None = None
+    storage: StorageSettings | None = None  # to read the data again (mlops evaluate RUN_DIR)
 
 
 def evaluate(ctx: EvaluateContext) -> Metrics:
@@ -37,7 +39,7 @@ def evaluate(ctx: EvaluateContext) -> Metrics:
         if ctx.model is not None
         else bundle.load_verified(run.model_dir, spec.model.allow_modules)
     )
-    data = ctx.data or datasets.load_as_trained(spec, run)
+    data = ctx.data or datasets.load_as_trained(spec, run, ctx.storage)
     names = [n for n in spec.evaluation.metrics if metrics.METRICS[n].needs != "latency"]
     predicted = _predict(spec, model, data, names)
     confidence = spec.evaluation.confidence

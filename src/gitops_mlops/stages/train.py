@@ -16,7 +16,7 @@ from typing import Any
 
 from gitops_mlops import bundle, datasets
 from gitops_mlops.errors import MlopsError
-from gitops_mlops.integrations import dask, git
+from gitops_mlops.integrations import dask, git, storage
 from gitops_mlops.records.run import RunInfo
 from gitops_mlops.rundir import RunDir
 from gitops_mlops.spec.model import Spec
@@ -48,7 +48,7 @@ def train(ctx: TrainContext) -> TrainResult:
         with bundle.ModelWriter() as writer:
             return train(replace(ctx, writer=writer))
     spec, run = ctx.spec, ctx.run
-    data = ctx.data or datasets.load(spec, ctx.env)
+    data = ctx.data or datasets.load(spec, storage.StorageSettings.from_env(ctx.env))
     run.model_dir.mkdir(parents=True, exist_ok=True)
     details: dict[str, Any]
     if spec.model.command is not None:
