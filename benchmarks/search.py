@@ -1,7 +1,7 @@
 """A hyper-parameter search on one local process vs a Dask cluster of 2 single-threaded
 workers (`dask scheduler` + `dask worker` on loopback), same run, same spec and data.
 
-    python benchmarks/search.py [--rows 6000] [--trees 30] [--repeats 3]
+    python benchmarks/search.py [--rows 6000] [--trees 50] [--repeats 3] [--no-worker-profiler]
 
 Both go through the train stage's own search code (`model.search.backend: local | dask`):
 a grid of 8 candidates x 4 folds = 32 fits of a random forest, plus the refit of the best
@@ -13,7 +13,8 @@ local run; then local and cluster runs alternate, `--repeats` times each, and th
 each counts (warm): on a shared machine other processes' load comes and goes. The overhead
 per task is measured apart, with the same number of no-op fits (DummyClassifier). The
 workers run their native libraries with one thread (OMP_NUM_THREADS=1 etc.), as a Dask
-nanny sets for the workers it starts. The scheduler and each worker run in a session of
+nanny sets for the workers it starts; `--no-worker-profiler` also turns off Dask's
+statistical profiler in the workers. The scheduler and each worker run in a session of
 their own, as they would on their own machines: with the kernel's autogroup scheduling a
 busy machine shares CPU between sessions, so workers inside this process's session would
 share one session's slice (run this itself with `setsid` on a busy machine).
@@ -70,8 +71,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def cluster(folder: Path) -> Iterator[str]:
-    """A scheduler and two one-thread workers, stopped by their PIDs at the end."""
+def cluster(folder: Path, profiler: bool = True) -> Iterator[str]:
+    """A scheduler and two one-thread workers, stopped by their PIDs at the end; `profiler`
+    False turns off the workers' statistical profiler (it samples the running fit's stack
+    every 10 ms)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     command = str(Path(sys.executable).parent / "dask")
@@ -87,6 +90,7 @@ def cluster(folder: Path) -> Iterator[str]:
     # What a Dask nanny sets for its worker: one native thread per task (no nanny here, so
     # that the workers are plain processes to stop by PID).
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    quiet = {} if profiler else {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
     for _ in range(2):
         processes.append(
             subprocess.Popen(
@@ -104,7 +108,7 @@ def cluster(folder: Path) -> Iterator[str]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=os.environ | one_thread,
+                env=os.environ | one_thread | quiet,
             )
         )
     try:
@@ -171,10 +175,17 @@ def load_average() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=6000)
-    parser.add_argument("--trees", type=int, default=30)
+    parser.add_argument("--trees", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-worker-profiler", action="store_true", help="workers without Dask's profiler"
+    )
     args = parser.parse_args()
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_average()}")
+    profiler = "off" if args.no_worker_profiler else "on"
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_average()}; "
+        f"workers' profiler {profiler}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_data(folder, args.rows)
@@ -189,7 +200,7 @@ def main() -> int:
             f"{len(data.x_train)} training rows; one forest fit: {one_fit:.2f} s CPU; {fits} fits"
         )
         local_times, dask_times = [], []
-        with cluster(folder) as address:
+        with cluster(folder, not args.no_worker_profiler) as address:
             settings = dask.DaskSettings(address, 60)
             cold_local, _ = timed(lambda: train._fit_estimator(forest, data))
             cold, (dask_model, remote) = timed(lambda: train._fit_estimator(forest, data, settings))
@@ -214,6 +225,7 @@ def main() -> int:
     )
     print(f"local, one process:              {local_s:6.2f} s (search + refit; {shown['local']})")
     print(f"dask, 2 one-thread workers:      {dask_s:6.2f} s (warm; {shown['dask']})")
+    print(f"mean fit, local:                 {local_s / (fits + 1):6.2f} s (32 fits + refit)")
     print(f"speedup (warm):                  {local_s / dask_s:6.2f}x (target >= 1.7x)")
     print(
         f"overhead per task:               {(noop_dask_s - noop_local_s) / fits * 1000:6.1f} ms "
