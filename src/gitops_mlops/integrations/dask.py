@@ -76,6 +76,7 @@ def search_on_cluster(dask: DaskSettings, modules: Sequence[str]) -> Iterator[No
         watch.start()
         with joblib.parallel_config(backend=_backend(client, dask)):
             yield
+        watch.refuse_losses()
     except KilledWorker as err:
         raise DaskError(
             f"a fit killed the Dask workers it ran on ({dask.address}): {err}; "
@@ -247,6 +248,21 @@ class _Watch:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def refuse_losses(self) -> None:
+        """A search that finished although a worker left is still refused: whether Dask
+        could rerun the lost fits depends on whether another worker had fetched a copy of the
+        data first, a race, and a run's outcome must not hang on a race. A worker dying
+        mid-search (out of memory, a preempted node) is worth a look before a release."""
+        with contextlib.suppress(Exception):  # the scheduler may be gone too
+            self._poll()
+        if self.lost:
+            raise DaskError(
+                f"Dask worker{'s' if len(self.lost) > 1 else ''} {', '.join(sorted(self.lost))} "
+                f"of {self.dask.address} left mid-search; the cluster reran its fits, but a "
+                "search that lost a worker is not used: rerun when the cluster is stable "
+                "(see the workers' logs)"
+            )
 
     def explain(self, err: BaseException) -> str:
         """Why the search stopped, for an error raised while it ran."""
