@@ -104,10 +104,17 @@ def checked_out(folder: Path, repository: str) -> Iterator[tuple[Path, Path]]:
     repository as the working directory meanwhile (as in CI); `repository` as model_repo."""
     gitops = local_gitops(folder / "gitops")
     repo = model_repo(folder / "repo", repository)
-    here = Path.cwd()
-    os.chdir(repo)
-    try:
+    with working_directory(repo):
         yield repo, gitops
+
+
+@contextmanager
+def working_directory(folder: Path) -> Iterator[None]:
+    """`folder` as the working directory meanwhile (contextlib.chdir is Python 3.11+)."""
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
     finally:
         os.chdir(here)
 

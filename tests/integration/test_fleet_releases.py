@@ -4,7 +4,6 @@ and into the fake GitHub (real git behind it)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,14 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.fake_github import FakeGitHub, git
-from tests.fleet_repo import checked_out, commit_all, gitops_layout, local_gitops, model_repo
+from tests.fleet_repo import (
+    checked_out,
+    commit_all,
+    gitops_layout,
+    local_gitops,
+    model_repo,
+    working_directory,
+)
 
 GITOPS = "../../../gitops"
 IMAGE = "localhost:5000/fleet/{name}@sha256:{digest}"
@@ -167,12 +173,8 @@ def github(tmp_path: Path) -> Iterator[tuple[FakeGitHub, Path]]:
     with FakeGitHub() as fake:
         fake.create_repo("acme/gitops", gitops_layout())
         repo = model_repo(tmp_path / "gh-repo", "acme/gitops")
-        here = Path.cwd()
-        os.chdir(repo)
-        try:
+        with working_directory(repo):
             yield fake, repo
-        finally:
-            os.chdir(here)
 
 
 def test_status_on_github_costs_one_clone_and_one_api_request_for_many_models(
