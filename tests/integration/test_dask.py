@@ -146,13 +146,18 @@ def test_no_scheduler_given_says_how_to_set_one(tmp_path: Path) -> None:
     assert "set MLOPS_DASK_SCHEDULER=tcp://HOST:8786" in result.stderr
 
 
-def test_workers_without_the_estimators_module(cluster: DaskCluster, tmp_path: Path) -> None:
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "mymodels.py").write_text(
+def estimator_module(folder: Path) -> Path:
+    """A folder holding `mymodels.Forest`, a module only the processes given it can import."""
+    folder.mkdir()
+    (folder / "mymodels.py").write_text(
         "from sklearn.ensemble import RandomForestClassifier\n\n\n"
         "class Forest(RandomForestClassifier):\n    pass\n"
     )
+    return folder
+
+
+def test_workers_without_the_estimators_module(cluster: DaskCluster, tmp_path: Path) -> None:
+    modules = estimator_module(tmp_path / "mods")
     spec = spec_for(tmp_path / "project", estimator="mymodels.Forest")
     # Importable here (PYTHONPATH), not on the workers, which were started without it.
     env = clean_env(MLOPS_DASK_SCHEDULER=cluster.address, PYTHONPATH=str(modules))
@@ -164,12 +169,7 @@ def test_workers_without_the_estimators_module(cluster: DaskCluster, tmp_path: P
 
 def test_a_scheduler_without_the_estimators_module(tmp_path: Path) -> None:
     """The scheduler unpickles each fit's task, so it needs the estimator's module too."""
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "mymodels.py").write_text(
-        "from sklearn.ensemble import RandomForestClassifier\n\n\n"
-        "class Forest(RandomForestClassifier):\n    pass\n"
-    )
+    modules = estimator_module(tmp_path / "mods")
     spec = spec_for(tmp_path / "project", estimator="mymodels.Forest")
     with dask_cluster(tmp_path / "cluster", worker_env=clean_env(PYTHONPATH=str(modules))) as own:
         env = clean_env(MLOPS_DASK_SCHEDULER=own.address, PYTHONPATH=str(modules))

@@ -258,10 +258,8 @@ class _Watch:
             self._poll()
         if self.lost:
             raise DaskError(
-                f"Dask worker{'s' if len(self.lost) > 1 else ''} {', '.join(sorted(self.lost))} "
-                f"of {self.dask.address} left mid-search; the cluster reran its fits, but a "
-                "search that lost a worker is not used: rerun when the cluster is stable "
-                "(see the workers' logs)"
+                f"{self._left()}; the cluster reran its fits, but a search that lost a worker "
+                "is not used: rerun when the cluster is stable (see the workers' logs)"
             )
 
     def explain(self, err: BaseException) -> str:
@@ -272,14 +270,20 @@ class _Watch:
             self._poll()
         if self.lost:
             return (
-                f"Dask worker{'s' if len(self.lost) > 1 else ''} {', '.join(sorted(self.lost))} "
-                f"of {self.dask.address} left mid-search, and the fits that needed the data it "
-                "held were cancelled; rerun when the cluster is stable (see the workers' logs)"
+                f"{self._left()}, and the fits that needed the data it held were cancelled; "
+                "rerun when the cluster is stable (see the workers' logs)"
             )
         detail = str(err).splitlines()[0] if str(err) else "no detail"
         return (
             f"the search on the Dask cluster at {self.dask.address} failed: "
             f"{type(err).__name__}: {detail}"
+        )
+
+    def _left(self) -> str:
+        plural = "s" if len(self.lost) > 1 else ""
+        return (
+            f"Dask worker{plural} {', '.join(sorted(self.lost))} "
+            f"of {self.dask.address} left mid-search"
         )
 
     def _poll(self) -> int:
