@@ -571,9 +571,14 @@ def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
     model_dir = run_dir.model_dir
     if args.runtime == "onnx":  # converted and proven as `mlops build` does it
         from gitops_mlops import bundle, image_runtime
+        from gitops_mlops.integrations.storage import StorageSettings
 
         choice = image_runtime.choose(
-            spec, run_dir, bundle.read_manifest(run_dir.model_dir), requested="onnx"
+            spec,
+            run_dir,
+            bundle.read_manifest(run_dir.model_dir),
+            requested="onnx",
+            storage=StorageSettings.from_env(console.env),
         )
         console.say(image_runtime.summary(choice.to_json()))
         model_dir = choice.model_dir

@@ -56,7 +56,7 @@ def load_as_trained(spec: Spec, run: RunDir, storage: StorageSettings | None = N
 
 def load(spec: Spec, storage: StorageSettings | None = None) -> Data:
     """`storage`: the object stores' settings the command resolved (None: this process's
-    environment, for the callers that do not pass them down: the image build's ONNX check)."""
+    environment, for a caller that is not a command: the benchmarks)."""
     train_frame, train_digest = _read(spec, spec.data.train, "data.train", storage)
     target, features = _columns(spec, train_frame)
     digest = hashlib.sha256(train_digest.encode())

@@ -21,13 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_mlops import bundle, datasets
 from gitops_mlops.errors import BuildError, MlopsError
 from gitops_mlops.rundir import RunDir, write_json
 from gitops_mlops.serving.runtimes import RUNTIME_FILE, RUNTIMES, Runtime
 from gitops_mlops.spec.model import Spec
+
+if TYPE_CHECKING:
+    from gitops_mlops.integrations.storage import StorageSettings
 
 SERVER_PACKAGES = ("httptools", "uvloop")  # the server itself, in every image
 ONNX_FILE = "model.onnx"
@@ -72,16 +75,22 @@ def summary(record: Mapping[str, Any]) -> str:
 
 
 def choose(
-    spec: Spec, run: RunDir, manifest: Mapping[str, Any], requested: str | None = None
+    spec: Spec,
+    run: RunDir,
+    manifest: Mapping[str, Any],
+    requested: str | None = None,
+    storage: StorageSettings | None = None,
 ) -> RuntimeChoice:
-    """The runtime for `requested` (default: the spec's container.runtime)."""
+    """The runtime for `requested` (default: the spec's container.runtime). `storage`: the
+    object stores' settings the command resolved, to read the test rows the ONNX model is
+    compared on."""
     if requested is None:
         requested = spec.container.runtime if spec.container else "auto"
     if requested == "sklearn":
         return RuntimeChoice(
             requested, "sklearn", "container.runtime: sklearn", None, run.model_dir
         )
-    record = _cached(run, manifest) or _export(spec, run, manifest)
+    record = _cached(run, manifest) or _export(spec, run, manifest, storage)
     comparison = record.get("comparison")
     if "error" not in record and comparison and comparison.get("passed"):
         why = "converted with skl2onnx; it predicts the same as the model"
@@ -128,7 +137,9 @@ def _cached(run: RunDir, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     return record
 
 
-def _export(spec: Spec, run: RunDir, manifest: Mapping[str, Any]) -> dict[str, Any]:
+def _export(
+    spec: Spec, run: RunDir, manifest: Mapping[str, Any], storage: StorageSettings | None
+) -> dict[str, Any]:
     """Convert and compare; write the folder the image's /model is made of."""
     from gitops_mlops import onnx_export
 
@@ -137,7 +148,9 @@ def _export(spec: Spec, run: RunDir, manifest: Mapping[str, Any]) -> dict[str, A
     base = {"source_sha256": _source_digest(manifest), "host": _host()}
     try:
         model = bundle.load_model(run.model_file, spec.model.allow_modules)
-        exported = onnx_export.export(model, manifest["features"], _test_rows(spec, manifest))
+        exported = onnx_export.export(
+            model, manifest["features"], _test_rows(spec, manifest, storage)
+        )
     except onnx_export.Unsupported as err:
         record = {"runtime": "onnx", "error": str(err), **base}
         write_json(run.onnx_dir / RUNTIME_FILE, record)
@@ -149,9 +162,9 @@ def _export(spec: Spec, run: RunDir, manifest: Mapping[str, Any]) -> dict[str, A
     return record
 
 
-def _test_rows(spec: Spec, manifest: Mapping[str, Any]) -> Any:
+def _test_rows(spec: Spec, manifest: Mapping[str, Any], storage: StorageSettings | None) -> Any:
     """The test set the model was evaluated on (the data must not have changed since)."""
-    data = datasets.load(spec)
+    data = datasets.load(spec, storage)
     if f"sha256:{data.digest}" != manifest.get("data_digest"):
         raise MlopsError(
             "the data changed since the model was trained, so the ONNX model cannot be "

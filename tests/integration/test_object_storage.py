@@ -138,6 +138,48 @@ def test_mlops_evaluate_reads_the_object_with_the_command_s_settings(
     assert "accuracy" in json.loads((run / "metrics.json").read_text())["metrics"]
 
 
+def test_the_image_s_onnx_check_reads_the_object_with_the_command_s_settings(
+    s3: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlops build` and `mlops serve --runtime onnx` prove the ONNX model on the test rows,
+    read again with the store settings of the command's environment; this process's point
+    at a port where nothing answers, so reading with them would fail."""
+    from gitops_mlops.rundir import RunDir
+    from gitops_mlops.serving.runtimes import RUNTIME_FILE
+    from gitops_mlops.stages.build import BuildContext, build
+    from gitops_mlops.stages.validate import load
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    body = iris_csv()
+    put(s3, "iris/image.csv", body)
+    spec = spec_with(tmp_path / "p", f"s3://{BUCKET}/iris/image.csv")
+    spec.write_text(spec.read_text() + "container: {image: localhost:5000/test/iris}\n")
+    run = tmp_path / "r"
+    trained = run_cli("run", str(spec), "--until", "train", "--out", str(run), env=s3)
+    assert trained.code == 0, trained.out + trained.err
+
+    # Changed since training: refused with the check's own words, which only a read of the
+    # object (its digest) can lead to.
+    put(s3, "iris/image.csv", body + body.splitlines(keepends=True)[1])
+    for command in (["build"], ["serve", "--runtime", "onnx"]):
+        result = run_cli(*command, str(run), env=s3)
+        assert result.code == 1, result.out + result.err
+        assert (
+            "the data changed since the model was trained, so the ONNX model cannot be "
+            "compared on its test set" in result.err
+        ), (command, result.err)
+        assert "Traceback" not in result.out + result.err
+
+    # As trained: the build stage's check passes (it stops at the engine, which is away).
+    put(s3, "iris/image.csv", body)
+    env = {**s3, "DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}"}
+    context = BuildContext(load(spec), RunDir(run), "unused", False, env, False)
+    assert not build(context).built
+    proof = json.loads((RunDir(run).onnx_dir / RUNTIME_FILE).read_text())
+    assert proof["comparison"]["passed"], proof
+    assert proof["comparison"]["rows"] == 30  # iris' 150 rows, 20 % held out
+
+
 def test_parquet_training_data_with_a_csv_test_set(s3: dict[str, str], tmp_path: Path) -> None:
     from sklearn.datasets import load_iris
 

@@ -31,6 +31,7 @@ from gitops_mlops.attestations.signing import SigningKey
 from gitops_mlops.errors import BuildError
 from gitops_mlops.integrations import docker, git
 from gitops_mlops.integrations.registry import Reference, Registry, RegistryError
+from gitops_mlops.integrations.storage import StorageSettings
 from gitops_mlops.records.build import BuildRecord, Package, SmokeTest
 from gitops_mlops.reporting import markdown
 from gitops_mlops.rundir import RunDir, write_json
@@ -461,7 +462,8 @@ def build(ctx: BuildContext) -> BuildResult:
     # The image's server trusts what the manifest records: check it against the spec first.
     manifest = bundle.check_model(ctx.run.model_dir, ctx.spec.model.allow_modules)
     version = str(manifest["model_version"])
-    choice = image_runtime.choose(ctx.spec, ctx.run, manifest)
+    storage = StorageSettings.from_env(ctx.env)  # to read the ONNX check's test rows
+    choice = image_runtime.choose(ctx.spec, ctx.run, manifest, storage=storage)
     pins = image_runtime.pins(choice, manifest)
     client, why = docker.connect(ctx.env)
     if ctx.push:
