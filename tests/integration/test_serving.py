@@ -599,7 +599,27 @@ def test_keep_alive_pipelining_and_expect_continue(iris_server: int) -> None:
         assert received.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
 
 
-def test_sigterm_answers_the_request_in_flight_then_exits(iris_run: Path) -> None:
+def refused_from_now_on(port: int, within: float) -> None:
+    """New connections to `port` are refused within `within` seconds, and then every one."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        # Accepted by the kernel: queued for a worker that will never take it.
+        assert time.monotonic() < deadline, f"port {port} still accepts connections"
+        time.sleep(0.05)
+    for _ in range(50):  # each a new source port: spread over every socket the group had
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_sigterm_answers_the_request_in_flight_refuses_new_connections_then_exits(
+    iris_run: Path,
+) -> None:
+    """What Kubernetes expects of a pod it stops: the request in flight is answered, a new
+    connection is refused at once (not queued until the process exits), exit 0."""
     command, port = start(iris_run)
     with serving([*command, "--workers", "2"], port) as process:
         body = json.dumps(per_feature(ROWS)).encode()
@@ -610,12 +630,12 @@ def test_sigterm_answers_the_request_in_flight_then_exits(iris_run: Path) -> Non
         )
         time.sleep(0.5)  # the request is in the server before the signal
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        refused_from_now_on(port, within=2)
         sock.sendall(body[-10:])
         answer = closed_by_server(sock, 20)
         assert answer.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in answer
         assert b'"predict"' in answer
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=5) == 0
 
 
 def test_metrics_are_the_totals_of_every_worker(iris_run: Path) -> None:

@@ -12,8 +12,9 @@ Kubernetes manifest can override them), resolved once here:
                            process's file descriptor limit)
     MLOPS_MAX_BODY_BYTES   the largest request body (8 MiB)
 
-The server handles SIGTERM (it is PID 1 in the container): readiness turns false, no new
-connections are accepted, requests in flight are answered, then it exits.
+The server handles SIGTERM (it is PID 1 in the container): readiness turns false, the
+listening sockets are closed in every process (new connections are refused), requests in
+flight are answered, then it exits 0 (those still open after DRAIN_SECONDS are cut).
 """
 
 from __future__ import annotations
@@ -183,13 +184,24 @@ def main(argv: list[str] | None = None) -> int:
     table = shared_table(config.workers)
     if config.workers == 1:
         return serve_worker(config, runtime, sockets[0], Metrics(table, 0))
+
+    def work(index: int) -> int:
+        # A restarted worker takes its predecessor's socket, and the connections queued on it.
+        own = sockets[index % len(sockets)]
+        for sock in sockets:
+            if sock is not own:  # inherited from the parent: held, they would never close
+                sock.close()
+        return serve_worker(config, runtime, own, Metrics(table, index))
+
+    def release() -> None:
+        for sock in sockets:
+            sock.close()
+
     return workers.supervise(
         config.workers,
-        # A restarted worker takes its predecessor's socket, and the connections queued on it.
-        lambda index: serve_worker(
-            config, runtime, sockets[index % len(sockets)], Metrics(table, index)
-        ),
+        work,
         lambda index: bool(Metrics(table, index).ready_rows()[index]),
+        release,
     )
 
 

@@ -403,7 +403,13 @@ async def serve(
         lambda: HttpConnection(handler, connections), sock=sock, backlog=2048
     )
     await stopping.wait()
-    server.close()  # no new connections; the kernel refuses them, so clients retry elsewhere
+    # Stop accepting and close this process's descriptor of the listening socket. Once the
+    # parent has closed its own (workers.supervise), nothing holds it and the port has no
+    # listener: the kernel refuses a new connection at once, and the client can retry
+    # elsewhere. While any process held it, the kernel would complete the handshake and queue
+    # the connection for nobody, until the exit reset it. (One the kernel queued before the
+    # close and the loop had not yet accepted is reset now.)
+    server.close()
     connections.drain()
     deadline = time.monotonic() + drain_seconds
     while connections.open and time.monotonic() < deadline:

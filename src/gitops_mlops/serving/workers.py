@@ -6,7 +6,9 @@ Linux, so the kernel spreads new connections over the workers), imports the runt
 modules (their pages are then shared), and forks one worker per CPU; each worker loads the
 model, runs its own event loop and its own batching, and accepts from its socket. The
 parent only forwards SIGTERM and SIGINT to the workers, restarts a worker that dies, and
-exits when they have drained.
+exits when they have drained. It holds the listening sockets so that a restarted worker
+takes over its predecessor's; when it stops, it closes them, since a listening socket stays
+open (and the kernel keeps queueing connections on it) while any process holds it.
 
 "Every CPU" is cgroup aware: the CPUs this process may run on, capped by the cgroup's CPU
 quota (`docker run --cpus 1.5` or a Kubernetes CPU limit of 1500m gives 2 workers; the
@@ -75,12 +77,19 @@ def available_cpus(root: Path = CGROUP) -> int:
     return max(1, cpus)
 
 
-def supervise(workers: int, work: Callable[[int], int], started: Callable[[int], bool]) -> int:
+def supervise(
+    workers: int,
+    work: Callable[[int], int],
+    started: Callable[[int], bool],
+    release: Callable[[], None],
+) -> int:
     """Fork `workers` processes running `work(index)`; the exit status for the parent.
 
     `started(index)` says whether a worker came up (loaded its model and served). A worker
     that dies before that, say on a model that cannot be loaded, stops the server with its
     status: restarting it would fail the same way. One that dies later is restarted.
+    `release()` runs once in the parent when the server stops, after the workers are told:
+    it closes what the parent kept for restarts (the listening sockets).
     """
     children: dict[int, int] = {}
     stopping = False
@@ -88,9 +97,11 @@ def supervise(workers: int, work: Callable[[int], int], started: Callable[[int],
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
-        stopping = True
         for pid in children:
             os.kill(pid, signal.SIGTERM)
+        if not stopping:
+            stopping = True
+            release()
 
     def spawn(index: int) -> None:
         pid = os.fork()
