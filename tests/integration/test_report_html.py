@@ -280,7 +280,7 @@ def test_binary_page_has_every_plot_and_opens_cleanly(
     assert "<image" not in text  # vector only: nothing rasterised
     assert "re-evaluated on the same 143 test rows" in text
     # Δ and its paired interval and verdict, from comparison.json.
-    assert "<td class='n'>0.33</td><td class='n'>[0.25, 0.41]</td><td>better</td>" in text
+    assert "<td class='n'>+0.33</td><td class='n'>[+0.25, +0.41]</td><td>better</td>" in text
     (tmp_path / "binary.html").write_text(text, encoding="utf-8")
     seen = browser.visit(tmp_path / "binary.html")
     assert seen.problems == [] and seen.requests == [] and seen.facts["svgs"] == 4
@@ -325,6 +325,40 @@ def test_the_champion_curves_come_from_the_comparison_alone(tmp_path: Path) -> N
     comparison["curves"]["roc"]["area"] = 0.123
     (run / "comparison.json").write_text(json.dumps(comparison))
     assert "champion (0.123)" in page()  # what comparison.json says is what is drawn
+
+
+def _md_comparison(text: str) -> list[list[str]]:
+    """metric, candidate, champion, Δ and Δ interval of each row of report.md's table."""
+    lines = text.split("### Gate")[0].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if line[:2] == "| "]
+    return [[r[0], r[1], r[3], r[4], r[5]] for r in rows if len(r) == 7 and r[0] != "metric"]
+
+
+def _html_comparison(text: str) -> list[list[str]]:
+    """The same cells of report.html's table."""
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", text.split("<h2>Gate</h2>")[0])
+    cells = [re.split(r"</td><td[^>]*>", row) for row in rows]
+    return [[r[0], r[1], r[3], r[4], r[5]] for r in cells if len(r) == 7]
+
+
+def test_report_md_and_report_html_write_the_same_deltas(tmp_path: Path) -> None:
+    """Δ and its interval read the same in both reports of a run, with their sign whichever
+    way the candidate differs from the champion."""
+    weak = _binary_run(tmp_path / "weak", "{max_depth: 1, random_state: 0}")
+    strong = _binary_run(tmp_path / "strong", "{max_depth: 4, random_state: 0}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env["MLOPS_CHAMPION_CACHE"] = str(tmp_path / "champions")
+    signs = set()
+    for run, champion in ((strong, weak), (weak, strong)):
+        gated = run_cli("gate", str(run), "--champion", str(champion), env=env)
+        assert gated.code == 0, gated.out + gated.err
+        made = run_cli("report", str(run), "--event", "push", env=env)
+        assert made.code == 0, made.out + made.err
+        written = _md_comparison((run / "report.md").read_text(encoding="utf-8"))
+        assert [row[0] for row in written] == ["accuracy", "roc_auc"], written
+        assert _html_comparison((run / "report.html").read_text(encoding="utf-8")) == written
+        signs |= {row[3][0] for row in written}
+    assert signs == {"+", "-"}
 
 
 def test_regression_page_shows_residuals(tmp_path: Path) -> None:

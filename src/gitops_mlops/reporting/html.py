@@ -28,7 +28,7 @@ from gitops_mlops.records.comparison import Comparison
 from gitops_mlops.records.metrics import Estimate, Metrics, MetricTable
 from gitops_mlops.records.verdict import Verdict
 from gitops_mlops.reporting import plots
-from gitops_mlops.reporting.numbers import number, span
+from gitops_mlops.reporting.numbers import number, signed, span
 from gitops_mlops.spec.model import Spec
 
 if TYPE_CHECKING:
@@ -202,8 +202,8 @@ def _metric_table(
         rows.append(
             f"<tr><td>{_e(name)}</td><td class='n'>{number(entry.value)}</td>"
             f"<td class='n'>{_interval(entry)}</td><td class='n'>{number(theirs.value)}</td>"
-            f"<td class='n'>{number(theirs.delta)}</td>"
-            f"<td class='n'>{span(theirs.delta_low, theirs.delta_high)}</td>"
+            f"<td class='n'>{signed(theirs.delta)}</td>"
+            f"<td class='n'>{span(theirs.delta_low, theirs.delta_high, sign=True)}</td>"
             f"<td>{_e(theirs.verdict or '—')}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
