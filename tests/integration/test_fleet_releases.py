@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from gitops_mlops.reporting.numbers import NONE
 from tests.conftest import run_cli
 from tests.fake_github import FakeGitHub, git
 from tests.fleet_repo import (
@@ -126,6 +128,26 @@ def test_status_has_one_row_per_model_and_environment_from_one_clone(
         line.split()[:3] == ["churn", "staging", manifest["model_version"]]
         for line in text.out.splitlines()
     ), text.out
+
+
+def test_status_writes_an_absent_metric_as_every_report_does(
+    runs: dict[str, Path], fleet: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A gated metric the record does not hold (written before the threshold was, or edited
+    by hand) reads as the reports' and the fleet summary's "no value"."""
+    _, gitops = fleet
+    release(runs, fleet, tmp_path, "churn", "a", 1)
+    record = gitops / "apps" / "churn" / "staging" / "model-release.yaml"
+    loaded = yaml.safe_load(record.read_text())
+    del loaded["metrics"]["accuracy"]
+    record.write_text(yaml.safe_dump(loaded, sort_keys=False))
+    commit_all(gitops, "a record without its accuracy")
+    rows = {(r["model"], r["environment"]): r for r in status_json()["releases"]}
+    assert rows[("churn", "staging")]["metrics"] == {"accuracy": None}
+    text = run_cli("status")
+    assert text.code == 0, text.out + text.err
+    churn = [line for line in text.out.splitlines() if line.split()[:2] == ["churn", "staging"]]
+    assert len(churn) == 1 and f"  accuracy {NONE}  released " in churn[0], text.out
 
 
 def test_status_of_named_specs_only(

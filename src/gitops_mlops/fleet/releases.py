@@ -23,6 +23,7 @@ from gitops_mlops.gitops_repo import GitHubSettings
 from gitops_mlops.integrations.git import Checkout, Revision
 from gitops_mlops.integrations.github import GitHub
 from gitops_mlops.records.release import Hold, ReleaseRecord
+from gitops_mlops.reporting.numbers import number
 from gitops_mlops.spec.model import Environment, Spec
 
 BRANCH_KINDS = ("promote", "rollback", "release-hold")
@@ -233,7 +234,7 @@ def render_status(report: Status) -> str:
             state = "not released"
         else:
             values = ", ".join(
-                f"{m} {_number(found.metrics.get(m))}" for m in report.gated[row.model]
+                f"{m} {number(found.metrics.get(m))}" for m in report.gated[row.model]
             )
             state = f"{found.version}  {short_digest(found.image)}  {values}".rstrip()
             state += f"  released {row.released or '?'}"
@@ -245,10 +246,6 @@ def render_status(report: Status) -> str:
             state += f"  open: {row.pull_request}"
         lines.append(f"{row.model:<20} {row.environment:<12} {state}")
     return "\n".join(lines)
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 # --- history --------------------------------------------------------------------------------

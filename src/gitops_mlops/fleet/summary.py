@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gitops_mlops.reporting.github import append_summary, running_in_actions, write_outputs
+from gitops_mlops.reporting.numbers import NONE
 
 FILE_LIMIT = 1 << 20
 FILES = ("model/manifest.json", "verdict.json", "build.json", "promotion.json")
@@ -75,11 +76,11 @@ def markdown(models: dict[str, dict[str, str]]) -> str:
         "|---|---|---|---|---|",
     ]
     for name, cells in models.items():
-        verdict = {"passed": "✅ passed", "failed": "❌ failed"}.get(cells["verdict"], "—")
-        image = f"`{cells['image']}@{cells['image-digest']}`" if cells["image-digest"] else "—"
+        verdict = {"passed": "✅ passed", "failed": "❌ failed"}.get(cells["verdict"], NONE)
+        image = f"`{cells['image']}@{cells['image-digest']}`" if cells["image-digest"] else NONE
         lines.append(
-            f"| {name} | {verdict} | {cells['version'] or '—'} | {image} | "
-            f"{cells['pr-url'] or '—'} |"
+            f"| {name} | {verdict} | {cells['version'] or NONE} | {image} | "
+            f"{cells['pr-url'] or NONE} |"
         )
     return "\n".join(lines) + "\n"
 
