@@ -693,6 +693,26 @@ def test_connections_that_arrive_together_are_spread_over_the_workers(iris_run: 
     assert len(per_worker) == 2 and min(per_worker) >= 16, per_worker
 
 
+def test_a_second_server_on_the_port_of_a_running_one_fails(iris_run: Path) -> None:
+    """Any process of the same user may join a SO_REUSEPORT group: a second server started
+    by mistake on a busy port would share its connections (half of them answered by another
+    model). It is refused, as a port in use is without SO_REUSEPORT."""
+    command, port = start(iris_run)
+    with serving([*command, "--workers", "2"], port):
+        second = subprocess.Popen(
+            [*command, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _, err = second.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            second.terminate()  # SIGTERM: its workers stop too
+            second.communicate(timeout=30)
+            pytest.fail("a second server started on the port of a running one")
+        assert second.returncode == 1, err
+        assert f"cannot listen on 127.0.0.1:{port}" in err
+        assert "Address already in use" in err and "Traceback" not in err
+
+
 # tritonclient, the reference V2 client: binary tensors by default, JSON when asked.
 def triton_infer(
     port: int, model: str, inputs: list[tuple[str, np.ndarray, str, bool]], binary_out: bool
