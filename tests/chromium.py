@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.required import skip_or_fail
 
 # As root in CI there is no user namespace for Chromium's sandbox; nothing else is wanted
 # from the network: no update checks, no sync, no first-run pages.
@@ -56,9 +56,7 @@ def find() -> tuple[str | None, str]:
 def require() -> str:
     found, why = find()
     if found is None:
-        if os.environ.get("MLOPS_REQUIRE_BROWSER"):
-            pytest.fail(why)
-        pytest.skip(why)
+        skip_or_fail(why, "MLOPS_REQUIRE_BROWSER")
     return found
 
 

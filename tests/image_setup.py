@@ -12,10 +12,9 @@ import json
 import os
 from typing import Any
 
-import pytest
-
 from gitops_mlops.integrations import docker
 from gitops_mlops.integrations.registry import Registry
+from tests.required import skip_or_fail
 
 BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "127.0.0.1:5000/mlops/python:3.11-bookworm")
 REGISTRY = "127.0.0.1:5000"
@@ -24,12 +23,8 @@ REGISTRY = "127.0.0.1:5000"
 def needs(lacking: list[str]) -> None:
     """Nothing when nothing is lacking; else the test is skipped naming what is (each with
     how to get it), or failed under MLOPS_REQUIRE_DOCKER=1."""
-    if not lacking:
-        return
-    reason = "needs " + "; ".join(lacking)
-    if os.environ.get("MLOPS_REQUIRE_DOCKER"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    if lacking:
+        skip_or_fail("needs " + "; ".join(lacking), "MLOPS_REQUIRE_DOCKER")
 
 
 def missing(*, engine: bool = True, base_image: bool = False, registry: bool = False) -> list[str]:

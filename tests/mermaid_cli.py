@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.required import skip_or_fail
 
 # Chromium's sandbox needs an unprivileged user; CI runs as root.
 PUPPETEER_CONFIG = {"args": ["--no-sandbox"]} if os.geteuid() == 0 else {}
@@ -83,9 +83,7 @@ def find() -> tuple[MermaidCli | None, str]:
 def require() -> MermaidCli:
     found, why = find()
     if found is None:
-        if os.environ.get("MLOPS_REQUIRE_MERMAID"):
-            pytest.fail(why)
-        pytest.skip(why)
+        skip_or_fail(why, "MLOPS_REQUIRE_MERMAID")
     return found
 
 

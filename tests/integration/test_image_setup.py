@@ -4,7 +4,6 @@ out. Checked against a port where nothing listens and a PATH without docker-regi
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,6 @@ import pytest
 from tests import image_setup
 from tests.integration.registry_helpers import private_registry
 from tests.integration.server_helpers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_nothing_lacking_is_no_skip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,13 +57,3 @@ def test_a_private_registry_needs_the_docker_registry_binary(
         private_registry(tmp_path),
     ):
         pass
-
-
-def test_only_image_setup_decides_between_skip_and_failure() -> None:
-    reads = re.compile(r"environ\b[^\n]*MLOPS_REQUIRE_DOCKER")
-    deciding = sorted(
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "tests").rglob("*.py")
-        if path != Path(__file__) and reads.search(path.read_text(encoding="utf-8"))
-    )
-    assert deciding == ["tests/image_setup.py"]
