@@ -20,7 +20,7 @@ from typing import Any, Literal
 from gitops_mlops.errors import MlopsError
 from gitops_mlops.records.metrics import Estimate
 from gitops_mlops.reporting.escaping import terminal_text
-from gitops_mlops.reporting.numbers import number, span
+from gitops_mlops.reporting.numbers import NONE, number, span
 from gitops_mlops.rundir import RunDir
 
 State = Literal["complete", "partial", "damaged"]
@@ -192,8 +192,8 @@ def _row(entry: RunEntry) -> tuple[str, str, str, str, str, str]:
     return (
         when,
         terminal_text(entry.name),
-        terminal_text(entry.model or "-"),
-        terminal_text(entry.version or "-"),
+        terminal_text(entry.model or NONE),
+        terminal_text(entry.version or NONE),
         verdict,
         shown,
     )

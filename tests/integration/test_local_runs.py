@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gitops_mlops.reporting.numbers import number, signed, span
+from gitops_mlops.reporting.numbers import NONE, number, signed, span
 from tests.conftest import run_cli
 from tests.integration.helpers import write_spec
 
@@ -128,6 +128,9 @@ def test_partial_and_damaged_runs_are_listed_as_such(
     assert states["07"] == ("damaged", "a symbolic link; not read")
     text = run_cli("runs").out
     assert "damaged  metrics.json is a symbolic link; not read" in text
+    # No model, no version: "no value" as every report and table writes it.
+    empty = [line.split() for line in text.splitlines() if "20260101T000000000006Z" in line]
+    assert [cells[3:5] for cells in empty] == [[NONE, NONE]], text
 
 
 def _relink(file: Path, elsewhere: Path) -> None:
