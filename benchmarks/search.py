@@ -1,7 +1,8 @@
 """A hyper-parameter search on one local process vs a Dask cluster of 2 single-threaded
 workers (`dask scheduler` + `dask worker` on loopback), same run, same spec and data.
 
-    python benchmarks/search.py [--rows 6000] [--trees 50] [--repeats 3] [--no-worker-profiler]
+    python benchmarks/search.py [--rows 6000] [--trees 60] [--repeats 3] [--dask-defaults]
+                                [--no-pin]
 
 Both go through the train stage's own search code (`model.search.backend: local | dask`):
 a grid of 8 candidates x 4 folds = 32 fits of a random forest, plus the refit of the best
@@ -11,13 +12,21 @@ The cluster is started once and kept, as clusters are in practice. Its first sea
 every worker and the scheduler import scikit-learn and pandas) is reported apart, beside a
 local run; then local and cluster runs alternate, `--repeats` times each, and the best of
 each counts (warm): on a shared machine other processes' load comes and goes. The overhead
-per task is measured apart, with the same number of no-op fits (DummyClassifier). The
-workers run their native libraries with one thread (OMP_NUM_THREADS=1 etc.), as a Dask
-nanny sets for the workers it starts; `--no-worker-profiler` also turns off Dask's
-statistical profiler in the workers. The scheduler and each worker run in a session of
-their own, as they would on their own machines: with the kernel's autogroup scheduling a
-busy machine shares CPU between sessions, so workers inside this process's session would
-share one session's slice (run this itself with `setsid` on a busy machine).
+per task is measured apart, with the same number of no-op fits (DummyClassifier).
+
+The scheduler and workers run with the settings the README recommends for a search cluster
+(`SEARCH_CLUSTER` below: Dask's statistical profiler off, its background timers slowed, no
+work stealing), because on 2 cores every millisecond they take is one the fits do not get;
+`--dask-defaults` runs them with Dask's defaults instead, to compare. Each worker runs on a
+core of its own (CPU affinity), as on a cluster where each has its own core (a Kubernetes
+node's static CPU manager pins a pod that requests whole CPUs), and the local search runs
+on one core too; the scheduler and this process (the client) may run on either.
+`--no-pin` leaves every process free to move, to compare. The workers run their
+native libraries with one thread (OMP_NUM_THREADS=1 etc.), as a Dask nanny sets for the
+workers it starts. The scheduler and each worker run in a session of their own, as they
+would on their own machines: with the kernel's autogroup scheduling a busy machine shares
+CPU between sessions, so workers inside this process's session would share one session's
+slice (run this itself with `setsid` on a busy machine).
 """
 
 from __future__ import annotations
@@ -61,6 +70,21 @@ FOREST = "sklearn.ensemble.RandomForestClassifier"
 FOREST_SPACE = "{max_depth: [6, 8, 10, 12, 14, 16, 18, null]}"
 DUMMY = "sklearn.dummy.DummyClassifier"
 DUMMY_SPACE = "{strategy: [prior, most_frequent, stratified, uniform], random_state: [0, 1]}"
+# A search cluster's settings (environment of the scheduler and the workers). Measured with
+# 30-tree fits, per 32-fit search: the workers' own threads took 1.2 s of CPU with Dask's
+# defaults and 0.27 s with these, the scheduler 0.5 s and 0.28 s.
+SEARCH_CLUSTER = {
+    # The profiler samples the running fit's stack every 10 ms: most of the workers' share.
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    # The event-loop watchdog (20 ms), the system monitor (0.5 s) and the memory monitor
+    # (0.1 s) wake every process to measure it; a fit is not in a hurry to be measured.
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "2s",
+    # joblib keeps only 2 fits per worker in flight: nothing to steal, but the scheduler
+    # would still look for it every 100 ms.
+    "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False",
+}
 
 
 def free_port() -> int:
@@ -71,10 +95,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def cluster(folder: Path, profiler: bool = True) -> Iterator[str]:
-    """A scheduler and two one-thread workers, stopped by their PIDs at the end; `profiler`
-    False turns off the workers' statistical profiler (it samples the running fit's stack
-    every 10 ms)."""
+def cluster(folder: Path, settings: dict[str, str], cores: list[set[int]]) -> Iterator[str]:
+    """A scheduler and two one-thread workers, with `settings` in their environment and on
+    `cores` (worker i on cores[i]), stopped by their PIDs at the end."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     command = str(Path(sys.executable).parent / "dask")
@@ -85,13 +108,13 @@ def cluster(folder: Path, profiler: bool = True) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=os.environ | settings,
         )
     ]
     # What a Dask nanny sets for its worker: one native thread per task (no nanny here, so
     # that the workers are plain processes to stop by PID).
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    quiet = {} if profiler else {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
-    for _ in range(2):
+    for worker_cores in cores:
         processes.append(
             subprocess.Popen(
                 [
@@ -108,9 +131,11 @@ def cluster(folder: Path, profiler: bool = True) -> Iterator[str]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=os.environ | one_thread | quiet,
+                env=os.environ | settings | one_thread,
             )
         )
+        # Set as soon as it exists: Dask starts its threads (which inherit it) much later.
+        os.sched_setaffinity(processes[-1].pid, worker_cores)
     try:
         from distributed import Client
 
@@ -123,6 +148,26 @@ def cluster(folder: Path, profiler: bool = True) -> Iterator[str]:
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
         log.close()
+
+
+def worker_cores(pin: bool) -> list[set[int]]:
+    """The cores of each of the 2 workers: one of its own each, or (not `pin`, or fewer than
+    2 cores here) every core this process may use."""
+    usable = sorted(os.sched_getaffinity(0))
+    if pin and len(usable) >= 2:
+        return [{usable[0]}, {usable[1]}]
+    return [set(usable), set(usable)]
+
+
+@contextmanager
+def on_cores(cores: set[int]) -> Iterator[None]:
+    """This thread (the local search's fits run on it) on `cores` only, for the block."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def listening(port: int, limit: float) -> None:
@@ -175,16 +220,24 @@ def load_average() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=6000)
-    parser.add_argument("--trees", type=int, default=50)
+    parser.add_argument("--trees", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--no-worker-profiler", action="store_true", help="workers without Dask's profiler"
+        "--dask-defaults",
+        action="store_true",
+        help="run the scheduler and workers with Dask's default settings",
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the workers and the local search move"
     )
     args = parser.parse_args()
-    profiler = "off" if args.no_worker_profiler else "on"
+    settings = {} if args.dask_defaults else SEARCH_CLUSTER
+    cores = worker_cores(not args.no_pin)
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_average()}; "
-        f"workers' profiler {profiler}"
+        f"cluster with {'Dask defaults' if args.dask_defaults else 'search-cluster settings'}; "
+        f"workers on cores {' and '.join(str(sorted(c)) for c in cores)}, "
+        f"the local search on {sorted(cores[0])}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -200,19 +253,26 @@ def main() -> int:
             f"{len(data.x_train)} training rows; one forest fit: {one_fit:.2f} s CPU; {fits} fits"
         )
         local_times, dask_times = [], []
-        with cluster(folder, not args.no_worker_profiler) as address:
-            settings = dask.DaskSettings(address, 60)
-            cold_local, _ = timed(lambda: train._fit_estimator(forest, data))
-            cold, (dask_model, remote) = timed(lambda: train._fit_estimator(forest, data, settings))
+
+        def local_search() -> Any:
+            with on_cores(cores[0]):
+                return train._fit_estimator(forest, data)
+
+        with cluster(folder, settings, cores) as address:
+            on_cluster = dask.DaskSettings(address, 60)
+            cold_local, _ = timed(local_search)
+            cold, (dask_model, remote) = timed(
+                lambda: train._fit_estimator(forest, data, on_cluster)
+            )
             for _ in range(args.repeats):
-                took, (local_model, local) = timed(lambda: train._fit_estimator(forest, data))
+                took, (local_model, local) = timed(local_search)
                 local_times.append(took)
                 took, (dask_model, remote) = timed(
-                    lambda: train._fit_estimator(forest, data, settings)
+                    lambda: train._fit_estimator(forest, data, on_cluster)
                 )
                 dask_times.append(took)
             noop_local_s, _ = timed(lambda: train._fit_estimator(dummy, data))
-            noop_dask_s, _ = timed(lambda: train._fit_estimator(dummy, data, settings))
+            noop_dask_s, _ = timed(lambda: train._fit_estimator(dummy, data, on_cluster))
         local_s, dask_s = min(local_times), min(dask_times)
     same = local["best_params"] == remote["best_params"] and model_digest(
         local_model
