@@ -210,8 +210,10 @@ def track_run(
     except MlopsError as err:  # a damaged record: tracked without the card, as the report says
         progress.warn(f"model-card.md not written: {err}")
     context = TrackContext(spec, run_dir, env, event, measured, verdict)
-    with progress.stage("track"):
+    with progress.stage("track") as line:
         tracked = track(context)
+        if tracked.warning is not None:
+            line.warn()
     if tracked.url is not None:
         progress.note(f"MLflow run: {tracked.url}")
     if tracked.warning is not None:

@@ -3,9 +3,13 @@ through MLflow's own client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,9 +132,87 @@ def test_a_server_that_is_down_only_warns(tmp_path: Path) -> None:
     env = clean_env(MLFLOW_TRACKING_URI=down)
     result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=env)
     assert result.code == 0, result.out + result.err
-    assert f"warning: MLflow at {down} does not answer within 5 s" in result.out
+    assert f"warning: MLflow at {down} refuses connections: nothing listens there" in result.out
     assert "the run was not tracked (tracking.required: false)" in result.out
     assert "MLflow run" not in (tmp_path / "r" / "report.md").read_text()
+    # The stage's line says it did not track; `ok` would read as tracked.
+    assert re.search(r"(?m)^track +warn ", result.out), result.out
+    assert not re.search(r"(?m)^track +ok ", result.out)
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung server, a dropped route)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_server_that_never_answers_is_bounded_and_only_warns(tmp_path: Path) -> None:
+    spec = tracked_example(tmp_path)
+    with silent_listener() as port:
+        env = clean_env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        result = run_cli("run", str(spec), "--until", "gate", "--out", str(tmp_path / "r"), env=env)
+        took = time.monotonic() - started
+    assert result.code == 0, result.out + result.err
+    assert f"warning: MLflow at http://127.0.0.1:{port} does not answer within 5 s" in result.out
+    assert took < 120, took  # the health check's 5 s, plus training
+
+
+# Each is a mistake someone makes in mlflow-tracking-uri; none may fail a pull request's gate.
+ODD_URIS = {
+    "no scheme, with port": ("localhost:5000", "'localhost:5000' is not a URL"),
+    "no scheme": ("mlflow.example.com", "'mlflow.example.com' is not a URL"),
+    "no scheme, user info": ("bob:s3cr3tpw@mlflow:5000", "'mlflow:5000' is not a URL"),
+    "file store": ("file:///{tmp}/mlruns", "needs MLFLOW_ALLOW_FILE_STORE=true"),
+    "basic auth in the URI": (
+        "http://bob:s3cr3tpw@127.0.0.1:{port}",
+        "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead",
+    ),
+}
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["optional", "required"])
+def test_a_tracking_uri_mlflow_cannot_use_warns_or_fails_located(
+    tmp_path: Path, required: bool
+) -> None:
+    spec = tracked_example(tmp_path, required=required)
+    out = tmp_path / "r"
+    trained = run_cli("run", str(spec), "--until", "evaluate", "--out", str(out), env=clean_env())
+    assert trained.code == 0, trained.out + trained.err
+    for name, (uri, said) in ODD_URIS.items():
+        uri = uri.format(tmp=tmp_path, port=free_port())
+        result = run_cli("gate", str(out), env=clean_env(MLFLOW_TRACKING_URI=uri))
+        text = result.out + result.err
+        assert "internal error" not in text and "Traceback" not in text, (name, text)
+        assert said in text, (name, text)
+        assert "s3cr3tpw" not in text and "bob" not in text, (name, text)
+        if required:
+            assert result.code == 1, (name, text)
+            assert "(tracking.required is true)" in result.err, (name, text)
+        else:
+            assert result.code == 0, (name, text)
+            assert "the run was not tracked (tracking.required: false)" in result.out, name
 
 
 def test_a_required_tracker_that_is_down_fails_the_run(tmp_path: Path) -> None:

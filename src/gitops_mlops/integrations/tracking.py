@@ -53,10 +53,12 @@ class Logged:
 
 
 def display(uri: str) -> str:
-    """The tracking URI without user info: safe to print."""
+    """The tracking URI without user info, query or fragment: safe to print."""
     parts = urlsplit(uri)
-    if not parts.netloc:
-        return uri
+    if not parts.netloc:  # no `//`: a path, or a mistyped `user:pw@host:port` without scheme
+        head, slash, rest = uri.partition("/")
+        bare = head.rpartition("@")[2] + slash + rest
+        return bare.split("?")[0].split("#")[0]
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
@@ -67,17 +69,21 @@ def tracking_uri(env: Mapping[str, str]) -> str | None:
 def start(uri: str, run: TrackedRun) -> tuple[Any, Logged]:
     """Check the server answers, create the run and log everything in `run`; the client and
     where the run is. Call `finish` after any last artifacts."""
-    _check_health(uri)
-    for name, value in CLIENT_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    _check_form(uri)
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise TrackingError(
-            "tracking.mlflow needs MLflow's client: pip install 'gitops-mlops[mlflow]'"
+            "tracking.mlflow needs MLflow's client: pip install 'gitops-mlops[mlflow]' "
+            "(the reusable workflow and the setup action: add mlflow to their `extras` input)"
         ) from None
-    client = MlflowClient(tracking_uri=uri)
+    _check_health(uri)
+    for name, value in CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     try:
+        # Creating the client already resolves the URI's stores: an unsupported scheme or
+        # MLflow's file store raises here, and must only warn like any other failure.
+        client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name(run.experiment)
         experiment_id = (
             experiment.experiment_id
@@ -88,8 +94,39 @@ def start(uri: str, run: TrackedRun) -> tuple[Any, Logged]:
         run_id = created.info.run_id
         _log(client, run_id, run)
     except Exception as err:  # MLflow raises its own exceptions and requests' ones
-        raise TrackingError(f"MLflow at {display(uri)}: {_first_line(err)}") from None
+        raise TrackingError(f"MLflow at {display(uri)}: {_first_line(err)}{_hint(uri)}") from None
     return client, Logged(run_id, experiment_id, _run_url(uri, experiment_id, run_id))
+
+
+# Schemes MLflow takes without `//`; any other URI without `//` is a mistyped server address.
+BARE_SCHEMES = ("file", "databricks", "databricks-uc", "uc")
+
+
+def _check_form(uri: str) -> None:
+    parts = urlsplit(uri)
+    if "://" not in uri and parts.scheme.lower() not in BARE_SCHEMES:
+        raise TrackingError(
+            f"{URI_ENV} {display(uri)!r} is not a URL: a tracking server's is "
+            "http://HOST:PORT or https://HOST (a local store: sqlite:///PATH)"
+        )
+    if "@" in parts.netloc:
+        # urllib would take `user:pw@host` for the host name; MLflow reads basic auth only
+        # from its own variables.
+        raise TrackingError(
+            f"MLflow at {display(uri)}: the URI carries a user name or password, which MLflow "
+            "does not use: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD instead "
+            "(the reusable workflow's mlflow-tracking-username and mlflow-tracking-password "
+            "secrets)"
+        )
+
+
+def _hint(uri: str) -> str:
+    if urlsplit(uri).scheme.lower() == "file":
+        return (
+            " (MLflow's file store needs MLFLOW_ALLOW_FILE_STORE=true; "
+            "a local SQLite store works as is: sqlite:///PATH)"
+        )
+    return ""
 
 
 def _log(client: Any, run_id: str, run: TrackedRun) -> None:
@@ -131,9 +168,15 @@ def _check_health(uri: str) -> None:
         raise TrackingError(f"MLflow at {display(uri)} answers {err.code} on /health") from None
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         reason = getattr(err, "reason", err)
-        raise TrackingError(
-            f"MLflow at {display(uri)} does not answer within {HEALTH_TIMEOUT:g} s ({reason})"
-        ) from None
+        if isinstance(reason, ConnectionRefusedError):
+            raise TrackingError(
+                f"MLflow at {display(uri)} refuses connections: nothing listens there"
+            ) from None
+        if isinstance(reason, TimeoutError):
+            raise TrackingError(
+                f"MLflow at {display(uri)} does not answer within {HEALTH_TIMEOUT:g} s"
+            ) from None
+        raise TrackingError(f"MLflow at {display(uri)} cannot be reached ({reason})") from None
 
 
 def _run_url(uri: str, experiment_id: str, run_id: str) -> str:

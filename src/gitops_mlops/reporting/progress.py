@@ -11,14 +11,21 @@ from gitops_mlops.reporting.github import annotation, endgroup, group, running_i
 
 
 class StageLine:
-    """The outcome a stage's line shows: `ok` unless the stage raised or said it failed."""
+    """The outcome a stage's line shows: `ok` unless the stage raised or said it failed or
+    only warned."""
 
     def __init__(self) -> None:
         self.failed = False
+        self.warned = False
 
     def fail(self) -> None:
         """The stage ran to its end but its answer is a failure (a gate that failed)."""
         self.failed = True
+
+    def warn(self) -> None:
+        """The stage did not do its work, and the run goes on (a tracking server that is down):
+        its line must not say `ok`."""
+        self.warned = True
 
 
 class Progress:
@@ -38,7 +45,7 @@ class Progress:
         outcome = "failed"
         try:
             yield line
-            outcome = "failed" if line.failed else "ok"
+            outcome = "failed" if line.failed else "warn" if line.warned else "ok"
         finally:
             if self.grouped:
                 print(endgroup(), file=self.stream, flush=True)
