@@ -97,3 +97,56 @@ def test_yaml_1_1_readers_see_the_same_keys() -> None:
     """What GitHub reads: the files parse with a YAML 1.1 loader too."""
     for path in WORKFLOWS + ACTIONS:
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+# What each step of the model job may see, beyond its own `with:`: the data credentials go to
+# every step that reads the data (train; gate, which re-evaluates the champion on the test
+# rows), the cluster to train alone (the search), the tracking server to gate alone (the run
+# is logged after the gate). No step gets more.
+DATA = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+DATA |= {"AWS_ENDPOINT_URL", "AWS_REGION"}
+CLUSTER = {"MLOPS_DASK_SCHEDULER", "MLOPS_DASK_TIMEOUT"}
+TRACKING = {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"}
+TRACKING |= {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+STEP_ENV = {"train": DATA | CLUSTER, "gate": DATA | TRACKING}
+
+
+def test_each_step_gets_the_variables_it_needs_and_no_more() -> None:
+    workflow = load(ROOT / ".github" / "workflows" / "mlops.yml")
+    call = workflow["on"]["workflow_call"]
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            env = set(step.get("env", {}))
+            wanted = STEP_ENV.get(step.get("id", "")) if name == "model" else None
+            if wanted is not None:
+                assert env == wanted, (step["id"], env ^ wanted)
+            else:
+                assert not env & (DATA | CLUSTER | TRACKING), (name, step.get("id"), env)
+            # A secret only where it is named in env: or with:, never at job level.
+            text = str(step.get("with", {})) + str(step.get("env", {}))
+            for secret in re.findall(r"secrets\.([a-z-]+)", text):
+                assert secret in call["secrets"] or secret == "GITHUB_TOKEN", secret
+        assert "secrets." not in str(job.get("env", {})), name
+    used = re.findall(r"secrets\.([a-z-]+)", (ROOT / ".github/workflows/mlops.yml").read_text())
+    assert set(call["secrets"]) == set(used), "every declared secret reaches a step"
+    # The features these variables serve are installed by the `extras` input, through the
+    # job's environment (the first action installs), never spliced into a script.
+    assert workflow["jobs"]["model"]["env"] == {"MLOPS_EXTRAS": "${{ inputs.extras }}"}
+
+
+def test_the_integration_inputs_are_documented() -> None:
+    call = load(ROOT / ".github" / "workflows" / "mlops.yml")["on"]["workflow_call"]
+    readme = (ROOT / "README.md").read_text()
+    names = ["extras", "dask-scheduler", "dask-timeout", "aws-endpoint-url", "aws-region"]
+    names += ["mlflow-tracking-uri", "mlflow-tracking-token", "mlflow-tracking-username"]
+    names += ["mlflow-tracking-password", "aws-access-key-id", "aws-secret-access-key"]
+    names += ["aws-session-token"]
+    for name in names:
+        assert name in call["inputs"] or name in call["secrets"], name
+        assert f"`{name}`" in readme, f"README does not name `{name}`"
+    setup = load(ROOT / "actions" / "setup" / "action.yml")
+    assert "extras" in setup["inputs"]
+    allowed = "dask, s3, gs, az, https, mlflow"
+    assert allowed in setup["inputs"]["extras"]["description"]
+    assert allowed in call["inputs"]["extras"]["description"]
+    assert allowed in (ROOT / "actions" / "setup" / "install.sh").read_text()
