@@ -30,11 +30,59 @@ def test_every_scheme_accepts_an_object_url(scheme: str) -> None:
         ("s3://bucket/a b.csv", "whitespace or control characters"),
         ("s3://bucket/a\x00.csv", "whitespace or control characters"),
         ("https://host:99999/d.csv", "is not a valid URL"),
+        # The stores' naming rules for buckets (and containers): a port, capitals, `_`, `!`.
+        ("s3://data:123/x.csv", "not a valid bucket name"),
+        ("s3://Data_Bad!/x.csv", "not a valid bucket name"),
+        ("s3://ab/x.csv", "not a valid bucket name"),
+        ("s3://a..b/x.csv", "not a valid bucket name"),
+        ("s3://192.168.0.1/x.csv", "not a valid bucket name"),
+        ("s3://../x.csv", "not a valid bucket name"),
+        ("az://my--container/x.csv", "not a valid bucket name"),
+        ("gs://-bucket/x.csv", "not a valid bucket name"),
+        # A path that climbs out of where it says, or is not the key it looks like.
+        ("s3://data/../x.csv", "'..' segment"),
+        ("s3://data/a/./x.csv", "'..' segment"),
+        ("https://host/a/../x.csv", "'..' segment"),
+        ("s3://data/100%.csv", "a '%' that starts no escape"),
     ],
 )
 def test_malformed_urls_say_what_is_wrong(url: str, fragment: str) -> None:
     found = data_url.problem(url)
     assert found is not None and fragment in found, found
+
+
+def test_valid_bucket_names_pass() -> None:
+    for url in ("s3://my.bucket-1/x.csv", "gs://my_bucket/x.csv", "az://container-1/x.csv"):
+        assert data_url.problem(url) is None, url
+
+
+def test_a_key_is_percent_decoded() -> None:
+    """`s3://b/a%20b.csv` names the key `a b.csv` (a raw space is refused as whitespace)."""
+    assert data_url.problem("s3://data/weird%20key/a%20b.csv") is None
+    assert data_url.key("s3://data/weird%20key/a%20b.csv") == "data/weird key/a b.csv"
+    assert data_url.key("s3://data/100%25.csv") == "data/100%.csv"
+
+
+def test_no_message_echoes_a_query() -> None:
+    """Every branch shows the URL through display(), including "names no host"."""
+    for url in ("https:///x.csv?sig=SECRETSIG", "https://host/../x.csv?sig=SECRETSIG"):
+        found = data_url.problem(url)
+        assert found is not None and "SECRETSIG" not in found, found
+
+
+def test_scrub_shows_every_url_in_a_library_message_without_its_query() -> None:
+    text = (
+        "403, message='Forbidden', "
+        "url='https://h:1/f.csv?X-Amz-Signature=SIG1&X-Amz-Credential=AKIA' (https://u:pw@h/x?a=b)"
+    )
+    assert data_url.scrub(text) == (
+        "403, message='Forbidden', url='https://h:1/f.csv' (https://h/x)"
+    )
+
+
+def test_shown_leaves_a_repository_path_as_written() -> None:
+    assert data_url.shown("data/train.csv?x") == "data/train.csv?x"
+    assert data_url.shown("https://h/d.csv?sig=1") == "https://h/d.csv"
 
 
 def test_credentials_in_the_url_are_refused_and_never_echoed() -> None:
