@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from gitops_mlops import data_url
 from gitops_mlops.builtin_datasets import BUILTINS
@@ -59,6 +59,11 @@ class ColumnsError(MlopsError):
     """A data file whose columns cannot be read; the message says why."""
 
 
+class DataUnreachable(ColumnsError):
+    """The data's store could not be read (missing object, denied, not answering): the
+    store is at fault, not the data or the spec."""
+
+
 def of_builtin(name: str) -> DataColumns:
     entry = BUILTINS[name]
     columns = tuple(Column(c, entry.dtype(c)) for c in entry.columns)
@@ -82,13 +87,15 @@ def read(
 ) -> DataColumns:
     """The columns of the data file at `location` (relative to `base`, or a URL: read with
     `storage`, the object stores' settings the command resolved)."""
-    shown = data_url.display(location) if data_url.is_url(location) else location
-    with open_data(location, base, storage) as stream:
-        return from_stream(stream, data_format(location, declared), shown, dtypes)
+    kind = data_format(location, declared)
+    with open_data(location, base, storage, kind) as stream:
+        return from_stream(stream, kind, data_url.shown(location), dtypes)
 
 
 def from_stream(stream: IO[bytes], kind: Format, shown: str, dtypes: bool = False) -> DataColumns:
-    """The columns of the data in a seekable binary stream; reads its header or footer only."""
+    """The columns of the data in a binary stream; reads its header or footer only. A
+    Parquet stream must seek (its schema is at the end); a CSV stream is read from its start
+    only."""
     if kind == "parquet":
         try:
             found = parquet_columns(stream)
@@ -99,32 +106,57 @@ def from_stream(stream: IO[bytes], kind: Format, shown: str, dtypes: bool = Fals
         )
         how = "the Parquet schema (pandas dtypes where the file records them)"
         return DataColumns(shown, "parquet", columns, how if dtypes else None)
-    names = _csv_header(stream, shown)
+    raw = stream.read(MAX_HEADER_BYTES + 1)
+    names = _csv_header(raw, shown)
     if not dtypes:
         return DataColumns(shown, "csv", tuple(Column(n) for n in names), None)
-    stream.seek(0)
-    return _csv_dtypes(stream, shown)
+    # The sample starts with the bytes already read: no seek back, so a stream that can only
+    # go forward (an https object) works too.
+    return _csv_dtypes(io.BufferedReader(_Replay(raw, stream)), shown)
+
+
+class _Replay(io.RawIOBase):
+    """`first`, then the rest of `rest`: a stream read from its start again."""
+
+    def __init__(self, first: bytes, rest: IO[bytes]) -> None:
+        self.first = memoryview(first)
+        self.rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.first:
+            count = min(len(buffer), len(self.first))
+            buffer[:count] = self.first[:count]
+            self.first = self.first[count:]
+            return count
+        data = self.rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 @contextmanager
 def open_data(
-    location: str, base: Path, settings: StorageSettings | None = None
+    location: str, base: Path, settings: StorageSettings | None = None, kind: Format = "parquet"
 ) -> Iterator[IO[bytes]]:
-    """The bytes of a data file, seekable, for reading its header or footer.
+    """The bytes of a data file, for reading its header (`kind` csv: from the start) or its
+    footer (parquet: seekable).
 
-    A URL is where remote reading plugs in (ranged reads: a header or a footer, never the
-    whole object); `mlops validate` never gets here for a URL (it checks the syntax only).
+    A URL is where remote reading plugs in (a header or a footer, never the whole object);
+    `mlops validate` never gets here for a URL (it checks the syntax only).
     """
     if data_url.is_url(location):
         from gitops_mlops.integrations import storage
 
         if settings is None:
             raise ColumnsError(f"{data_url.display(location)}: no object store settings given")
+        opener = storage.from_start if kind == "csv" else storage.random_access
         try:
-            with storage.random_access(storage.Store.for_url(location, settings)) as handle:
+            with opener(storage.Store.for_url(location, settings)) as handle:
                 yield handle
         except storage.StorageError as err:
-            raise ColumnsError(str(err)) from None
+            raise DataUnreachable(str(err)) from None
         return
     try:
         handle = (base / location).open("rb")
@@ -136,8 +168,7 @@ def open_data(
         yield handle
 
 
-def _csv_header(stream: IO[bytes], shown: str) -> list[str]:
-    raw = stream.read(MAX_HEADER_BYTES + 1)
+def _csv_header(raw: bytes, shown: str) -> list[str]:
     try:
         # Incremental: a character cut at the end of the chunk is not an error.
         text = codecs.getincrementaldecoder("utf-8-sig")().decode(

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gitops_mlops import data_url
 from gitops_mlops.records.metrics import Metrics
 from gitops_mlops.reporting.numbers import number, span
 
@@ -125,7 +126,7 @@ def _dataset(data: DataFacts) -> dict[str, Any]:
         if part
     )
     described = "; ".join(p for p in (rows, f"digest {data.digest}" if data.digest else "") if p)
-    found: dict[str, Any] = {"type": "dataset", "name": data.source}
+    found: dict[str, Any] = {"type": "dataset", "name": data_url.shown(data.source)}
     if described:
         found["description"] = described
     return found
@@ -192,9 +193,11 @@ def markdown(facts: CardFacts) -> str:
 
 
 def _data_lines(data: DataFacts) -> list[str]:
-    lines = ["| | |", "|---|---|", f"| training data | {_code(data.source)} |"]
+    # Shown through data_url: a pre-signed URL's query is a credential, and the card goes to
+    # MLflow and into the image's SBOM.
+    lines = ["| | |", "|---|---|", f"| training data | {_code(data_url.shown(data.source))} |"]
     if data.test_source:
-        lines.append(f"| test data | {_code(data.test_source)} |")
+        lines.append(f"| test data | {_code(data_url.shown(data.test_source))} |")
     if data.digest:
         lines.append(f"| data digest | {_code(data.digest)} |")
     rows = []

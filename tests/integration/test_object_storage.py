@@ -238,6 +238,81 @@ def test_an_endpoint_that_does_not_answer(s3: dict[str, str], tmp_path: Path) ->
     assert f"s3://{BUCKET}/iris/train.csv: cannot read it" in message
 
 
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """An endpoint that accepts connections and never answers (a hung proxy or store)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:  # closed below
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_an_endpoint_that_never_answers_fails_within_the_attempts(
+    s3: dict[str, str], tmp_path: Path, silent: str
+) -> None:
+    """botocore's 3 attempts of one read timeout each, and no more: s3fs's own 5 retries
+    around them are off (they made the README's 3-attempt bound 5 times longer, for the HEAD
+    and again for the GET). MLOPS_STORAGE_READ_TIMEOUT=2 keeps the test short."""
+    import time
+
+    from gitops_mlops.integrations import storage
+
+    spec = spec_with(tmp_path, f"s3://{BUCKET}/iris/train.csv")
+    env = {**s3, "AWS_ENDPOINT_URL": silent, "MLOPS_STORAGE_READ_TIMEOUT": "2"}
+    started = time.monotonic()
+    message = located_failure(spec, tmp_path / "r", env)
+    took = time.monotonic() - started
+    assert f"s3://{BUCKET}/iris/train.csv: cannot read it" in message
+    # One request's attempts (the connection is accepted at once), their backoff, and the
+    # process's own work; with s3fs's retries it took 5 times the attempts at least.
+    bound = storage.ATTEMPTS * 2 + storage.BACKOFF + 8
+    assert took < bound, f"{took:.1f} s: {message}"
+
+
+def test_a_key_with_a_space_is_named_percent_encoded(s3: dict[str, str], tmp_path: Path) -> None:
+    put(s3, "weird key/a b.csv", iris_csv())
+    spec = spec_with(tmp_path, f"s3://{BUCKET}/weird%20key/a%20b.csv")
+    result = run_cli("run", str(spec), "--until", "train", "--out", str(tmp_path / "r"), env=s3)
+    assert result.code == 0, result.out + result.err
+
+
+def test_no_credentials_at_all_says_what_to_set(s3: dict[str, str], tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, f"s3://{BUCKET}/iris/train.csv")
+    nothing = clean_env(
+        AWS_ENDPOINT_URL=s3["AWS_ENDPOINT_URL"],
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",  # no instance role to look for on this machine
+    )
+    result = run_cli(
+        "run", str(spec), "--until", "train", "--out", str(tmp_path / "r"), env=nothing
+    )
+    assert result.code == 1, result.out + result.err
+    assert (
+        f"{spec}:6:17: s3://{BUCKET}/iris/train.csv: no credentials found; set them in the "
+        "environment (AWS_ACCESS_KEY_ID"
+    ) in result.err, result.err
+
+
 def test_a_parse_error_in_an_object_is_a_spec_error(s3: dict[str, str], tmp_path: Path) -> None:
     put(s3, "bad.parquet", b"this is not parquet")
     spec = spec_with(tmp_path, f"s3://{BUCKET}/bad.parquet")
@@ -384,10 +459,31 @@ def test_mlops_columns_reads_only_the_header_or_the_schema(
 
 
 def test_mlops_columns_on_a_missing_object_says_so(s3: dict[str, str], tmp_path: Path) -> None:
+    """Located at the spec line, as `mlops run` locates it: exit 1, the store is at fault."""
     spec = spec_with(tmp_path, f"s3://{BUCKET}/nothing.csv")
     result = run_cli("columns", str(spec), env=s3)
     assert result.code == 1, result.out + result.err
-    assert f"s3://{BUCKET}/nothing.csv: no such object" in result.err
+    assert f"{spec}:6:17: s3://{BUCKET}/nothing.csv: no such object" in result.err, result.err
+
+
+def test_mlops_columns_on_a_missing_or_unparsable_file_is_located(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    """A missing local file and a file that is not what the spec says are spec errors at
+    the path's line (exit 2), as `mlops run` reports them."""
+    missing = spec_with(tmp_path / "missing", "nothing.csv")
+    result = run_cli("columns", str(missing), env=s3)
+    assert result.code == 2, result.out + result.err
+    assert f"{missing}:6:17: data file 'nothing.csv' not found" in result.out + result.err
+
+    put(s3, "columns/bad.parquet", b"this is not parquet")
+    bad = spec_with(tmp_path / "bad", f"s3://{BUCKET}/columns/bad.parquet")
+    result = run_cli("columns", str(bad), env=s3)
+    assert result.code == 2, result.out + result.err
+    assert f"{bad}:6:17: cannot read 's3://{BUCKET}/columns/bad.parquet' as Parquet" in (
+        result.out + result.err
+    )
+    assert "Traceback" not in result.out + result.err
 
 
 @pytest.fixture
@@ -435,7 +531,18 @@ def https_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     )
     served = tmp_path / "served"
     served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        """A static file server (it ignores `Range`, as most do); `/forbidden*` answers 403,
+        as S3 does for a pre-signed URL that has expired."""
+
+        def send_head(self) -> Any:
+            if self.path.startswith("/forbidden"):
+                self.send_error(403)
+                return None
+            return super().send_head()
+
+    handler = functools.partial(Handler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls / "cert.pem", tls / "key.pem")
@@ -475,6 +582,73 @@ def test_an_https_url_is_read_over_tls(https_folder: tuple[str, Path], tmp_path:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{base}/iris.csv: cannot read it:" in result.stderr
     assert "certificate verify failed" in result.stderr
+
+
+SIGNED = "?X-Amz-Signature=SIGSECRET123abc&X-Amz-Credential=AKIAPRESIGNCRED"
+
+
+def test_a_presigned_query_is_in_no_output_or_file(
+    https_folder: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The query of a pre-signed URL is its credential: not in an error (aiohttp's own
+    message quotes the URL it requested), not in the model card (which goes to MLflow and
+    into the SBOM), not anywhere in the run directory."""
+    base, served = https_folder
+    (served / "iris.csv").write_bytes(iris_csv())
+    env = clean_env()
+
+    denied = spec_with(tmp_path / "denied", f"{base}/forbidden.csv{SIGNED}")
+    result = mlops("run", str(denied), "--until", "train", "--out", str(tmp_path / "d"), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{denied}:6:17: {base}/forbidden.csv: access denied (403" in result.stderr
+    assert "pre-signed URL may have expired" in result.stderr
+    assert "SIGSECRET" not in result.stdout + result.stderr
+    assert "AKIAPRESIGN" not in result.stdout + result.stderr
+
+    spec = spec_with(tmp_path / "ok", f"{base}/iris.csv{SIGNED}")
+    run = tmp_path / "r"
+    result = mlops("run", str(spec), "--until", "evaluate", "--out", str(run), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = mlops("report", str(run), env=env)  # writes model-card.md
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = next(run.rglob("model-card.md")).read_text()
+    assert f"{base}/iris.csv" in card
+    leaked = [
+        str(path)
+        for path in run.rglob("*")
+        if path.is_file()
+        and (b"SIGSECRET" in path.read_bytes() or b"AKIAPRESIGN" in path.read_bytes())
+    ]
+    assert not leaked
+    assert "SIGSECRET" not in result.stdout + result.stderr
+
+
+def test_a_server_that_ignores_range_is_read_as_a_stream(
+    https_folder: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The test server answers every GET with the whole file (no `Range`), as most static
+    file servers do: a CSV larger than one 8 MiB request trains, with the digest of its bytes,
+    and `mlops columns` reads its header."""
+    base, served = https_folder
+    body = big_frame(60_000).to_csv(index=False).encode()
+    assert len(body) > 8 * 2**20
+    (served / "big.csv").write_bytes(body)
+    spec = tmp_path / "p" / "mlops.yaml"
+    spec.parent.mkdir()
+    spec.write_text(
+        "apiVersion: mlops/v1\nkind: ModelPipeline\nmetadata: {name: big}\n"
+        "task: classification\n"
+        f'data:\n  train: {{path: "{base}/big.csv", target: species}}\n'
+        "model:\n  estimator: sklearn.linear_model.LogisticRegression\n"
+    )
+    env = clean_env()
+    result = mlops("columns", str(spec), "--format", "json", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c["name"] for c in json.loads(result.stdout)[0]["columns"]][-1] == "species"
+    result = mlops("run", str(spec), "--until", "train", "--out", str(tmp_path / "r"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = hashlib.sha256(hashlib.sha256(body).hexdigest().encode()).hexdigest()
+    assert manifest(tmp_path / "r")["data_digest"] == f"sha256:{expected}"
 
 
 def mlops(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,24 @@ def test_storage_settings_hold_only_the_stores_variables() -> None:
     env = {"AWS_REGION": "eu-west-1", "AZURE_STORAGE_KEY": "k", "GITHUB_TOKEN": "t", "HOME": "/h"}
     settings = storage.StorageSettings.from_env(env)
     assert dict(settings.variables) == {"AWS_REGION": "eu-west-1", "AZURE_STORAGE_KEY": "k"}
+
+
+def test_the_read_timeout_setting_and_the_bound_the_readme_gives() -> None:
+    """Each S3 request: 3 attempts of 10 s to connect and 60 s without a byte, and
+    botocore's backoff between them; README's "Data in object storage" says 213 s."""
+    default = storage.StorageSettings.from_env({})
+    assert default.read_timeout == storage.READ_TIMEOUT == 60
+    assert default.worst_wait == 213
+    options = storage.Store.for_url("s3://bucket/k.csv", default).options
+    assert options["config_kwargs"]["read_timeout"] == 60
+    assert options["config_kwargs"]["retries"] == {"max_attempts": 3, "mode": "standard"}
+    short = storage.StorageSettings.from_env({"MLOPS_STORAGE_READ_TIMEOUT": "2.5"})
+    assert short.read_timeout == 2.5
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "213 s" in readme and "MLOPS_STORAGE_READ_TIMEOUT" in readme
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [("soon", "not a number"), ("0", "between 0")])
+def test_a_bad_read_timeout_is_refused(raw: str, fragment: str) -> None:
+    with pytest.raises(storage.StorageError, match=fragment):
+        storage.StorageSettings.from_env({"MLOPS_STORAGE_READ_TIMEOUT": raw})

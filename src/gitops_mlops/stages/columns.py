@@ -13,9 +13,10 @@ from typing import Any
 
 from gitops_mlops import data_columns
 from gitops_mlops.builtin_datasets import TARGET
-from gitops_mlops.errors import Diagnostic, SpecError
+from gitops_mlops.errors import DataUnavailable, Diagnostic, SpecError
 from gitops_mlops.integrations.storage import StorageSettings
 from gitops_mlops.spec import document, schema, semantics
+from gitops_mlops.spec.schema import display_path
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,31 @@ def columns(spec_path: Path, display: str, storage: StorageSettings) -> list[Dat
     found = []
     for key in ("train", "test"):
         if key in data:
-            read = _read(data[key], spec_dir, storage)
+            read = _located(doc, key, data[key], spec_dir, storage)
             roles = {name: _role(name, target, train.get("features")) for name in read.names}
             found.append(Dataset(f"data.{key}", read, roles))
     return found
+
+
+def _located(
+    doc: document.Document,
+    key: str,
+    dataset: dict[str, Any],
+    spec_dir: Path,
+    storage: StorageSettings,
+) -> data_columns.DataColumns:
+    """The dataset's columns; a failure is located at its `path` in the spec, as `mlops run`
+    locates it: a store that fails is exit 1 (the spec is not wrong), a file that is missing
+    or cannot be parsed is a spec error."""
+    try:
+        return _read(dataset, spec_dir, storage)
+    except data_columns.ColumnsError as err:
+        where = ("data", key, "path")
+        at = doc.value_location(where)
+        found = Diagnostic(doc.file, at.line, at.column, display_path(where), str(err))
+        if isinstance(err, data_columns.DataUnreachable):
+            raise DataUnavailable(found) from None
+        raise SpecError([found]) from None
 
 
 def _read(
