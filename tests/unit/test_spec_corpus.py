@@ -235,3 +235,10 @@ def test_a_check_that_compares_parts_waits_for_their_schema_errors(tmp_path: Pat
         "evaluation.slices[0].name",
         "promotion.environments[0].name",
     ]
+
+
+def test_a_password_in_a_url_is_never_echoed() -> None:
+    path = SPECS / "invalid" / "search-scheduler-user-info.yaml"
+    result = run_cli("validate", str(path))
+    assert result.code == 2
+    assert "s3cretpw" not in result.out + result.err and "user:" not in result.out

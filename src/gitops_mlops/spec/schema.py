@@ -98,6 +98,7 @@ def _blamed(error: jsonschema.ValidationError) -> Iterator[PathKey]:
         yield path
 
 
+_USER_INFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"]*@")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_ ()-]*$")
 
 
@@ -228,6 +229,9 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     text = json.dumps(value)
+    if isinstance(value, str):
+        # A URL's user info may be a password (tcp://user:pw@host:8786): never echoed.
+        text = _USER_INFO.sub(r"\1***@", text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
