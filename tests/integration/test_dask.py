@@ -6,13 +6,16 @@ way the cluster can fail must end the run with an error naming the scheduler, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +141,141 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"cannot reach the Dask scheduler at {address} within 3 s" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@contextmanager
+def listener(answer: bytes | None = None) -> Iterator[str]:
+    """A port that accepts connections and sends `answer` to whatever it is sent, or never
+    answers at all (None: a half-dead host, a proxy that accepts for anyone)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        accepted: list[socket.socket] = []
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    connection = server.accept()[0]
+                except TimeoutError:
+                    continue
+                accepted.append(connection)
+                if answer is not None:
+                    connection.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        connection.recv(4096)
+                        connection.sendall(answer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            stop.set()
+            thread.join()
+            for connection in accepted:
+                connection.close()
+
+
+def test_a_scheduler_that_accepts_and_never_answers_ends_within_the_timeout(
+    tmp_path: Path,
+) -> None:
+    spec = spec_for(tmp_path / "project")
+    with listener() as address:
+        env = clean_env(MLOPS_DASK_SCHEDULER=address, MLOPS_DASK_TIMEOUT="3")
+        started = time.monotonic()
+        result = mlops("run", str(spec), "--until", "train", env=env, timeout=120)
+        took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"the Dask scheduler at {address} accepted the connection but did not answer" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert took < 60, took  # 3 s and a second, plus the run's own start
+
+
+# What an HTTP server (the dashboard's port, an MLflow server, a proxy) answers to bytes that
+# are not HTTP: distributed read its first 8 bytes as a frame length (exabytes).
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_an_http_server_is_not_a_dask_scheduler(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path / "project")
+    with listener(BAD_REQUEST) as address:
+        env = clean_env(MLOPS_DASK_SCHEDULER=address, MLOPS_DASK_TIMEOUT="5")
+        result = train(spec, tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{address} is not a Dask scheduler" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_workers_address_is_not_the_schedulers(cluster: DaskCluster, tmp_path: Path) -> None:
+    worker = cluster.worker_address(0)
+    env = clean_env(MLOPS_DASK_SCHEDULER=worker, MLOPS_DASK_TIMEOUT="5")
+    result = train(spec_for(tmp_path / "project"), tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{worker} is not a Dask scheduler: it answers as a Dask Worker" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [
+        ("ucx://127.0.0.1:8786", "'ucx://127.0.0.1:8786' is not a Dask scheduler address"),
+        ("inproc://x", "'inproc://x' is not a Dask scheduler address"),
+        ("tcp://admin:s3cretpw@127.0.0.1:8786", "'tcp://127.0.0.1:8786' has user info"),
+        ("tls://127.0.0.1:8786", "tls://127.0.0.1:8786 is a tls:// address, but Dask has no"),
+    ],
+)
+def test_addresses_we_cannot_use_are_refused_before_connecting(
+    tmp_path: Path, address: str, said: str
+) -> None:
+    spec = spec_for(tmp_path / "project")
+    result = train(spec, tmp_path / "run", clean_env(MLOPS_DASK_SCHEDULER=address))
+    assert result.returncode == 1, result.stdout + result.stderr  # not 2: the spec is valid
+    assert said in result.stderr, result.stderr
+    # Each says what would work: the forms we take, or the TLS settings a tls:// one needs.
+    assert "expected tcp://HOST:PORT" in result.stderr or (
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE" in result.stderr
+    ), result.stderr
+    assert "(the address is from MLOPS_DASK_SCHEDULER)" in result.stderr
+    assert "s3cretpw" not in result.stdout + result.stderr
+    assert "training failed" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_error_about_the_spec_s_address_is_located_there(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path / "project")
+    spec.write_text(
+        spec.read_text().replace("backend: dask", 'backend: dask\n    scheduler: "tls://h:8786"')
+    )
+    line = 1 + spec.read_text().splitlines().index('    scheduler: "tls://h:8786"')
+    result = train(spec, tmp_path / "run", clean_env())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{spec}:{line}:16: tls://h:8786 is a tls:// address" in result.stderr
+
+
+def test_without_distributed_installed_says_what_to_install(tmp_path: Path) -> None:
+    """As on a runner with gitops-mlops[ml] only: `distributed` cannot be imported."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n\n\n"
+        "class NoDistributed:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'distributed' or name.startswith('distributed.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "        return None\n\n\n"
+        "sys.meta_path.insert(0, NoDistributed())\n"
+    )
+    env = clean_env(MLOPS_DASK_SCHEDULER="tcp://127.0.0.1:8786", PYTHONPATH=str(blocker))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import distributed"], env=env, capture_output=True, check=False
+    )
+    assert probe.returncode != 0, "the blocker did not block"
+    result = train(spec_for(tmp_path / "project"), tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "needs distributed: pip install 'gitops-mlops[dask]'" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_no_scheduler_given_says_how_to_set_one(tmp_path: Path) -> None:

@@ -29,6 +29,43 @@ def test_dask_settings_errors(env: dict[str, str], fragment: str) -> None:
         dask.settings(None, env)
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["ucx://127.0.0.1:8786", "inproc://x", "ws://h:8786", "tcp://h", "h", "tcp://h:port"],
+)
+def test_only_tcp_and_tls_addresses_are_accepted(address: str) -> None:
+    env = {"MLOPS_DASK_SCHEDULER": address}
+    with pytest.raises(dask.DaskError) as raised:
+        dask.settings(None, env)
+    said = str(raised.value)
+    assert f"{address!r} is not a Dask scheduler address we can connect to" in said
+    assert "expected tcp://HOST:PORT" in said
+    assert "(the address is from MLOPS_DASK_SCHEDULER)" in said
+
+
+@pytest.mark.parametrize("address", ["tcp://h:8786", "TCP://h:8786", "tls://h:1", "h:8786"])
+def test_tcp_and_tls_addresses_and_bare_host_port(address: str) -> None:
+    assert dask.settings(address, {}).address == address
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://user:s3cretpw@h:8786", "user:s3cretpw@h:8786", "tcp://:s3cretpw@h:1"]
+)
+def test_a_password_in_the_address_is_never_shown(address: str) -> None:
+    with pytest.raises(dask.DaskError) as raised:
+        dask.settings(None, {"MLOPS_DASK_SCHEDULER": address})
+    assert "s3cretpw" not in str(raised.value)
+    assert "has user info" in str(raised.value)
+
+
+def test_errors_about_the_spec_s_address_are_located_there() -> None:
+    with pytest.raises(dask.DaskError, match=r"^m/mlops.yaml:9:16: 'ucx://h:1' is not a Dask"):
+        dask.settings("ucx://h:1", {}, located="m/mlops.yaml:9:16")
+    # An address from the environment is not located at the spec.
+    from_env = dask.settings(None, {"MLOPS_DASK_SCHEDULER": "tcp://h:1"}, "m/mlops.yaml:9:16")
+    assert from_env.located == ""
+
+
 def test_credentials_never_reach_a_message() -> None:
     env = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_SESSION_TOKEN": "tok-en-value"}
     store = storage.Store.for_url("s3://bucket/key.csv", storage.StorageSettings.from_env(env))

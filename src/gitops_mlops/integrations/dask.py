@@ -8,8 +8,10 @@ wait is bounded by `timeout` seconds, so a lost cluster ends the run rather than
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +29,18 @@ DEFAULT_TIMEOUT = 30.0
 SAME_VERSIONS = ("scikit-learn",)
 
 
+FORMS = "tcp://HOST:PORT (or HOST:PORT), or tls://HOST:PORT with Dask's TLS settings"
+# What we connect to: distributed's other transports (ucx://, inproc://, ws://) need
+# set-ups a CI runner does not have, and fail deep inside distributed when tried.
+_ADDRESS = re.compile(r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>[^\s/@]+):[0-9]+")
+_USER_INFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@")
+# Dask's TLS settings, as environment variables (dask reads them as its configuration).
+TLS_SETTINGS = (
+    "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT "
+    "and DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"
+)
+
+
 class DaskError(MlopsError):
     """The cluster could not run the search; the message names the scheduler."""
 
@@ -35,15 +49,47 @@ class DaskError(MlopsError):
 class DaskSettings:
     address: str
     timeout: float  # seconds: connecting, waiting for a worker, a cluster without workers
+    # Where the address comes from, for errors about it: "FILE:LINE:COL" of the spec's
+    # model.search.scheduler, or "" for MLOPS_DASK_SCHEDULER (the message names it).
+    located: str = ""
+
+    def about_address(self, message: str) -> str:
+        """`message`, located where the address was given."""
+        if self.located:
+            return f"{self.located}: {message}"
+        return f"{message} (the address is from {SCHEDULER_ENV})"
 
 
-def settings(scheduler: str | None, env: Mapping[str, str]) -> DaskSettings:
-    """The spec's scheduler, else MLOPS_DASK_SCHEDULER; MLOPS_DASK_TIMEOUT bounds waits."""
+def shown(address: str) -> str:
+    """The address without user info: Dask addresses have none, so anything there is a
+    mistake, and may be a password."""
+    return _USER_INFO.sub(r"\1", address)
+
+
+def settings(scheduler: str | None, env: Mapping[str, str], located: str = "") -> DaskSettings:
+    """The spec's scheduler (given at `located`), else MLOPS_DASK_SCHEDULER;
+    MLOPS_DASK_TIMEOUT bounds waits."""
     address = scheduler or env.get(SCHEDULER_ENV, "").strip()
+    located = located if scheduler else ""
     if not address:
         raise DaskError(
             "model.search.backend is dask, but no scheduler is given: set "
             f"{SCHEDULER_ENV}=tcp://HOST:8786 (or model.search.scheduler in the spec)"
+        )
+    form = _ADDRESS.fullmatch(address)
+    where = DaskSettings(address, DEFAULT_TIMEOUT, located)
+    if shown(address) != address:
+        raise DaskError(
+            where.about_address(
+                f"the Dask scheduler address {shown(address)!r} has user info (a name or "
+                f"password before @), which Dask addresses never have; expected {FORMS}"
+            )
+        )
+    if form is None or (form["scheme"] or "tcp").lower() not in ("tcp", "tls"):
+        raise DaskError(
+            where.about_address(
+                f"{address!r} is not a Dask scheduler address we can connect to; expected {FORMS}"
+            )
         )
     raw = env.get(TIMEOUT_ENV, "").strip()
     try:
@@ -52,7 +98,7 @@ def settings(scheduler: str | None, env: Mapping[str, str]) -> DaskSettings:
         raise DaskError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
     if not 0 < timeout <= 3600:
         raise DaskError(f"{TIMEOUT_ENV}={raw!r} must be between 0 and 3600 seconds")
-    return DaskSettings(address, timeout)
+    return DaskSettings(address, timeout, located)
 
 
 @contextmanager
@@ -66,8 +112,14 @@ def search_on_cluster(dask: DaskSettings, modules: Sequence[str]) -> Iterator[No
     The training rows go to the cluster once per search (joblib scatters them to one
     worker; the others fetch them from there): measured, 0.03 s of transfers in all.
     """
-    import joblib
-    from distributed import Client, KilledWorker
+    try:
+        import joblib
+        from distributed import Client, KilledWorker
+    except ModuleNotFoundError as err:
+        raise DaskError(
+            f"model.search.backend dask needs {err.name or 'distributed'}: "
+            "pip install 'gitops-mlops[dask]'"
+        ) from None
 
     client = _connect(Client, dask)
     watch = _Watch(client, dask)
@@ -131,18 +183,101 @@ def _cancelled() -> type[BaseException]:
 
 
 def _connect(client_class: Any, dask: DaskSettings) -> Any:
+    connection = _connection_args(dask)
+    _ask_scheduler(dask, connection)
     try:
         return client_class(
             dask.address, timeout=dask.timeout, set_as_default=False, direct_to_workers=False
         )
     except (OSError, TimeoutError) as err:
+        raise DaskError(_unreachable(dask, err)) from None
+    except (ValueError, TypeError) as err:
         raise DaskError(
-            f"cannot reach the Dask scheduler at {dask.address} within {dask.timeout:g} s "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no answer'}); "
-            f"check {SCHEDULER_ENV} and that the scheduler is up"
+            dask.about_address(f"cannot connect to the Dask scheduler at {dask.address}: {err}")
         ) from None
-    except ValueError as err:
-        raise DaskError(f"{dask.address!r} is not a Dask scheduler address: {err}") from None
+
+
+def _connection_args(dask: DaskSettings) -> dict[str, Any]:
+    """What distributed connects with, from Dask's own configuration, as its Client does."""
+    from distributed.security import Security
+
+    try:
+        connection: dict[str, Any] = Security().get_connection_args("client")  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as err:  # a TLS file that is missing or not PEM
+        raise DaskError(
+            dask.about_address(f"Dask's TLS settings cannot be used for {dask.address}: {err}")
+        ) from None
+    if dask.address.lower().startswith("tls://") and connection.get("ssl_context") is None:
+        raise DaskError(
+            dask.about_address(
+                f"{dask.address} is a tls:// address, but Dask has no TLS settings here: set "
+                f"{TLS_SETTINGS} (or use tcp://)"
+            )
+        )
+    return connection
+
+
+def _ask_scheduler(dask: DaskSettings, connection: Mapping[str, Any]) -> None:
+    """Connects and asks who answers, all within the timeout, before the Client does.
+
+    distributed's own connect bounds opening the connection, but not reading the peer's
+    handshake: a port that accepts and never answers (a half-dead host, a firewall or proxy
+    that accepts for anyone) held the Client forever, and an HTTP server there (the
+    dashboard's port) answers with a line distributed reads as a frame length. Asking the
+    peer its identity also tells a worker's address from the scheduler's.
+    """
+    from distributed.comm.core import connect
+
+    async def identity() -> Any:
+        comm = await connect(dask.address, timeout=dask.timeout, **connection)  # type: ignore[no-untyped-call]
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    async def bounded() -> Any:
+        # A second beyond connect's own bound, so that a refused or unknown address still
+        # fails with connect's own (more telling) error; a silent peer ends here.
+        return await asyncio.wait_for(identity(), dask.timeout + 1)
+
+    try:
+        answer = asyncio.run(bounded())
+    except TimeoutError:
+        raise DaskError(
+            dask.about_address(
+                f"the Dask scheduler at {dask.address} accepted the connection but did not "
+                f"answer within {dask.timeout:g} s ({TIMEOUT_ENV}); check the address points "
+                "at the scheduler's port (8786 by default) and that it is not overloaded"
+            )
+        ) from None
+    except OSError as err:
+        raise DaskError(_unreachable(dask, err)) from None
+    except (ValueError, TypeError) as err:
+        raise DaskError(
+            dask.about_address(f"cannot connect to the Dask scheduler at {dask.address}: {err}")
+        ) from None
+    except Exception:  # whatever else its answer makes distributed raise: not a scheduler's
+        answer = None  # (a MemoryError for an HTTP server's "HTTP/1.1 400 ...")
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        what = f"a Dask {kind}" if isinstance(kind, str) else "something else"
+        raise DaskError(
+            dask.about_address(
+                f"{dask.address} is not a Dask scheduler: it answers as {what} "
+                "(an HTTP server, such as the dashboard on port 8787?); give the "
+                "scheduler's own address, tcp://HOST:8786 by default"
+            )
+        )
+
+
+def _unreachable(dask: DaskSettings, err: BaseException) -> str:
+    cause = err.__cause__ or err  # distributed's "timed out" wraps the last refusal
+    detail = str(cause).splitlines()[0] if str(cause) else "no answer"
+    return dask.about_address(
+        f"cannot reach the Dask scheduler at {dask.address} within {dask.timeout:g} s "
+        f"({type(cause).__name__}: {detail}); check the address and that the scheduler is up"
+    )
 
 
 def _check_workers(client: Any, dask: DaskSettings, modules: Sequence[str]) -> None:
@@ -162,6 +297,17 @@ def _check_workers(client: Any, dask: DaskSettings, modules: Sequence[str]) -> N
             scheduler_said = on_scheduler.result()
         except Exception as err:  # the check itself failed there
             scheduler_said = err
+    # A worker that died or lost its connection during the check answers with the comm's
+    # error, not the import's: it left, and its modules say nothing.
+    current = set(client.nthreads())
+    left = sorted(w for w, v in said.items() if _failed(v) and (w not in current or _is_comm(v)))
+    if left:
+        plural = "s" if len(left) > 1 else ""
+        raise DaskError(
+            f"Dask worker{plural} {', '.join(left)} of {dask.address} left during the check "
+            "that the workers can import the estimator's modules; rerun when the cluster is "
+            "stable (see the workers' logs)"
+        )
     problems = {w: p for w, p in ((w, _import_problem(v)) for w, v in said.items()) if p}
     if problems:
         problem = min(problems.values())
@@ -222,6 +368,13 @@ def _failed(value: Any) -> bool:
     return isinstance(value, BaseException)
 
 
+def _is_comm(value: Any) -> bool:
+    """An error of the connection to a worker (its process died, the network dropped)."""
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(value, (CommClosedError, ConnectionError, TimeoutError))
+
+
 class _Watch:
     """Watches the workers while the search runs, to say why it failed, and ends it when the
     cluster has had no worker for `timeout` seconds.
@@ -268,6 +421,8 @@ class _Watch:
             return self.reason
         with contextlib.suppress(Exception):  # the scheduler may be gone too
             self._poll()
+        if getattr(err, "reason", None) == "scheduler-connection-lost":
+            return self._scheduler_lost()
         if self.lost:
             return (
                 f"{self._left()}, and the fits that needed the data it held were cancelled; "
@@ -277,6 +432,13 @@ class _Watch:
         return (
             f"the search on the Dask cluster at {self.dask.address} failed: "
             f"{type(err).__name__}: {detail}"
+        )
+
+    def _scheduler_lost(self) -> str:
+        return (
+            f"lost the Dask scheduler at {self.dask.address} mid-search (it stopped, or the "
+            "connection to it broke), and the search's fits were cancelled; check the "
+            "scheduler (its logs), then rerun"
         )
 
     def _left(self) -> str:
@@ -297,11 +459,8 @@ class _Watch:
         while not self._done.wait(0.5):
             try:
                 workers = self._poll()
-            except Exception as err:  # the scheduler went away: the client says so too
-                self.reason = (
-                    f"lost the connection to the Dask scheduler at {self.dask.address} "
-                    f"mid-search ({type(err).__name__})"
-                )
+            except Exception:  # the scheduler went away: the client says so too
+                self.reason = self._scheduler_lost()
                 workers = 0
             now = time.monotonic()
             empty_since = None if workers else (empty_since or now)

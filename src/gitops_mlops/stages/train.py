@@ -126,7 +126,9 @@ def _search_cluster(spec: Spec, env: Mapping[str, str]) -> dask.DaskSettings | N
     search = spec.model.search
     if search is None or search.backend != "dask":
         return None
-    return dask.settings(search.scheduler, env)
+    # Errors about the spec's address point at it (exit 1 all the same: the spec is valid).
+    where = spec.problem("model.search.scheduler", "").diagnostics[0]
+    return dask.settings(search.scheduler, env, f"{where.file}:{where.line}:{where.column}")
 
 
 def _fit_estimator(
