@@ -372,3 +372,44 @@ def test_every_worker_dying_mid_search_is_a_clear_error(tmp_path: Path) -> None:
     assert done[0].returncode == 1, done[0].stdout + done[0].stderr
     assert f"of {own.address} left mid-search" in done[0].stderr
     assert "Traceback" not in done[0].stderr
+
+
+def test_the_scheduler_lost_mid_search_is_a_clear_error(tmp_path: Path) -> None:
+    with dask_cluster(tmp_path / "cluster") as own:
+        env = clean_env(MLOPS_DASK_SCHEDULER=own.address, MLOPS_DASK_TIMEOUT="5")
+        thread, done = run_in_background(big_spec(tmp_path / "project"), tmp_path / "run", env)
+        wait_until_fitting(own)
+        own.scheduler.stop(signal.SIGKILL)  # by its PID
+        thread.join(timeout=300)
+    assert done, "the run did not end"
+    assert done[0].returncode == 1, done[0].stdout + done[0].stderr
+    assert f"lost the Dask scheduler at {own.address} mid-search" in done[0].stderr
+    assert "cancelled for reason" not in done[0].stderr and "Traceback" not in done[0].stderr
+
+
+def test_workers_that_die_during_the_import_check_are_said_to_have_left(tmp_path: Path) -> None:
+    """Not 'cannot import': the workers are gone, and installing modules would not help."""
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "mymodels.py").write_text(
+        "import os\n\n"
+        "if os.environ.get('DIE_ON_IMPORT'):  # the workers' environment only\n"
+        "    os._exit(1)\n\n"
+        "from sklearn.ensemble import RandomForestClassifier\n\n\n"
+        "class Forest(RandomForestClassifier):\n    pass\n"
+    )
+    spec = spec_for(tmp_path / "project", estimator="mymodels.Forest")
+    with dask_cluster(
+        tmp_path / "cluster",
+        env=clean_env(PYTHONPATH=str(modules)),
+        worker_env=clean_env(PYTHONPATH=str(modules), DIE_ON_IMPORT="1"),
+    ) as own:
+        workers = sorted(own.worker_address(i) for i in range(2))
+        env = clean_env(
+            MLOPS_DASK_SCHEDULER=own.address, PYTHONPATH=str(modules), MLOPS_DASK_TIMEOUT="5"
+        )
+        result = train(spec, tmp_path / "run", env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = f"Dask workers {', '.join(workers)} of {own.address} left during the check"
+    assert said in result.stderr, result.stderr
+    assert "cannot import" not in result.stderr and "Traceback" not in result.stderr
