@@ -2,7 +2,6 @@
 workers (`dask scheduler` + `dask worker` on loopback), same run, same spec and data.
 
     python benchmarks/search.py [--rows 6000] [--trees 60] [--repeats 3] [--dask-defaults]
-                                [--no-pin]
 
 Both go through the train stage's own search code (`model.search.backend: local | dask`):
 a grid of 8 candidates x 4 folds = 32 fits of a random forest, plus the refit of the best
@@ -17,11 +16,11 @@ per task is measured apart, with the same number of no-op fits (DummyClassifier)
 The scheduler and workers run with the settings the README recommends for a search cluster
 (`SEARCH_CLUSTER` below: Dask's statistical profiler off, its background timers slowed, no
 work stealing), because on 2 cores every millisecond they take is one the fits do not get;
-`--dask-defaults` runs them with Dask's defaults instead, to compare. Each worker runs on a
-core of its own (CPU affinity), as on a cluster where each has its own core (a Kubernetes
-node's static CPU manager pins a pod that requests whole CPUs), and the local search runs
-on one core too; the scheduler and this process (the client) may run on either.
-`--no-pin` leaves every process free to move, to compare. The workers run their
+`--dask-defaults` runs them with Dask's defaults instead, to compare. No process is pinned
+to a core: pinning each worker to its own core and the local search to one made no
+difference beyond the noise (1.79x pinned, 1.90x not, in one window), and under background
+load it favoured the cluster (a busy core slowed the pinned local search alone). The
+workers run their
 native libraries with one thread (OMP_NUM_THREADS=1 etc.), as a Dask nanny sets for the
 workers it starts. The scheduler and each worker run in a session of their own, as they
 would on their own machines: with the kernel's autogroup scheduling a busy machine shares
@@ -95,9 +94,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def cluster(folder: Path, settings: dict[str, str], cores: list[set[int]]) -> Iterator[str]:
-    """A scheduler and two one-thread workers, with `settings` in their environment and on
-    `cores` (worker i on cores[i]), stopped by their PIDs at the end."""
+def cluster(folder: Path, settings: dict[str, str]) -> Iterator[str]:
+    """A scheduler and two one-thread workers, with `settings` in their environment, stopped
+    by their PIDs at the end."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     command = str(Path(sys.executable).parent / "dask")
@@ -114,7 +113,7 @@ def cluster(folder: Path, settings: dict[str, str], cores: list[set[int]]) -> It
     # What a Dask nanny sets for its worker: one native thread per task (no nanny here, so
     # that the workers are plain processes to stop by PID).
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    for worker_cores in cores:
+    for _ in range(2):
         processes.append(
             subprocess.Popen(
                 [
@@ -134,8 +133,6 @@ def cluster(folder: Path, settings: dict[str, str], cores: list[set[int]]) -> It
                 env=os.environ | settings | one_thread,
             )
         )
-        # Set as soon as it exists: Dask starts its threads (which inherit it) much later.
-        os.sched_setaffinity(processes[-1].pid, worker_cores)
     try:
         from distributed import Client
 
@@ -148,26 +145,6 @@ def cluster(folder: Path, settings: dict[str, str], cores: list[set[int]]) -> It
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
         log.close()
-
-
-def worker_cores(pin: bool) -> list[set[int]]:
-    """The cores of each of the 2 workers: one of its own each, or (not `pin`, or fewer than
-    2 cores here) every core this process may use."""
-    usable = sorted(os.sched_getaffinity(0))
-    if pin and len(usable) >= 2:
-        return [{usable[0]}, {usable[1]}]
-    return [set(usable), set(usable)]
-
-
-@contextmanager
-def on_cores(cores: set[int]) -> Iterator[None]:
-    """This thread (the local search's fits run on it) on `cores` only, for the block."""
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cores)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 def listening(port: int, limit: float) -> None:
@@ -227,17 +204,11 @@ def main() -> int:
         action="store_true",
         help="run the scheduler and workers with Dask's default settings",
     )
-    parser.add_argument(
-        "--no-pin", action="store_true", help="let the workers and the local search move"
-    )
     args = parser.parse_args()
     settings = {} if args.dask_defaults else SEARCH_CLUSTER
-    cores = worker_cores(not args.no_pin)
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_average()}; "
-        f"cluster with {'Dask defaults' if args.dask_defaults else 'search-cluster settings'}; "
-        f"workers on cores {' and '.join(str(sorted(c)) for c in cores)}, "
-        f"the local search on {sorted(cores[0])}"
+        f"cluster with {'Dask defaults' if args.dask_defaults else 'search-cluster settings'}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -254,18 +225,14 @@ def main() -> int:
         )
         local_times, dask_times = [], []
 
-        def local_search() -> Any:
-            with on_cores(cores[0]):
-                return train._fit_estimator(forest, data)
-
-        with cluster(folder, settings, cores) as address:
+        with cluster(folder, settings) as address:
             on_cluster = dask.DaskSettings(address, 60)
-            cold_local, _ = timed(local_search)
+            cold_local, _ = timed(lambda: train._fit_estimator(forest, data))
             cold, (dask_model, remote) = timed(
                 lambda: train._fit_estimator(forest, data, on_cluster)
             )
             for _ in range(args.repeats):
-                took, (local_model, local) = timed(local_search)
+                took, (local_model, local) = timed(lambda: train._fit_estimator(forest, data))
                 local_times.append(took)
                 took, (dask_model, remote) = timed(
                     lambda: train._fit_estimator(forest, data, on_cluster)
