@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_mlops.errors import MlopsError
 from gitops_mlops.integrations import dask, storage
 
 
@@ -27,6 +28,37 @@ def test_the_spec_s_scheduler_wins_over_the_environment() -> None:
 def test_dask_settings_errors(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(dask.DaskError, match=fragment):
         dask.settings(None, env)
+
+
+# Every timeout setting of the integrations, and how to read it: they all go through
+# integrations.waits, so they take the same values and refuse the same ones alike.
+TIMEOUT_SETTINGS = {
+    "MLOPS_DASK_TIMEOUT": lambda env: dask.settings("tcp://s:1", env).timeout,
+    "MLOPS_STORAGE_READ_TIMEOUT": lambda env: storage.StorageSettings.from_env(env).read_timeout,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIMEOUT_SETTINGS))
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("soon", "is not a number of seconds"),
+        ("0", "must be between 0 and 3600 seconds"),
+        ("-5", "must be between 0 and 3600 seconds"),
+        ("3601", "must be between 0 and 3600 seconds"),
+        ("nan", "must be between 0 and 3600 seconds"),
+        ("inf", "must be between 0 and 3600 seconds"),
+    ],
+)
+def test_every_timeout_setting_refuses_the_same_values(name: str, raw: str, fragment: str) -> None:
+    with pytest.raises(MlopsError, match=f"^{name}='{raw}' {fragment}$"):
+        TIMEOUT_SETTINGS[name]({name: raw})
+
+
+@pytest.mark.parametrize("name", sorted(TIMEOUT_SETTINGS))
+def test_every_timeout_setting_takes_fractions_and_an_hour(name: str) -> None:
+    assert TIMEOUT_SETTINGS[name]({name: " 2.5 "}) == 2.5
+    assert TIMEOUT_SETTINGS[name]({name: "3600"}) == 3600
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.integrations import waits
 
 SCHEDULER_ENV = "MLOPS_DASK_SCHEDULER"
 TIMEOUT_ENV = "MLOPS_DASK_TIMEOUT"
@@ -91,13 +92,7 @@ def settings(scheduler: str | None, env: Mapping[str, str], located: str = "") -
                 f"{address!r} is not a Dask scheduler address we can connect to; expected {FORMS}"
             )
         )
-    raw = env.get(TIMEOUT_ENV, "").strip()
-    try:
-        timeout = float(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError:
-        raise DaskError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if not 0 < timeout <= 3600:
-        raise DaskError(f"{TIMEOUT_ENV}={raw!r} must be between 0 and 3600 seconds")
+    timeout = waits.seconds(env, TIMEOUT_ENV, DEFAULT_TIMEOUT, DaskError)
     return DaskSettings(address, timeout, located)
 
 

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from gitops_mlops import data_url
 from gitops_mlops.errors import MlopsError
+from gitops_mlops.integrations import waits
 
 BLOCK = 8 * 2**20  # bytes per request: the most an open object holds in memory
 CONNECT_TIMEOUT = 10.0  # seconds
@@ -46,13 +47,7 @@ class StorageSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StorageSettings:
         found = {k: v for k, v in env.items() if k.startswith(STORE_VARIABLES)}
-        raw = env.get(READ_TIMEOUT_ENV, "").strip()
-        try:
-            timeout = float(raw) if raw else READ_TIMEOUT
-        except ValueError:
-            raise StorageError(f"{READ_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-        if not 0 < timeout <= 3600:
-            raise StorageError(f"{READ_TIMEOUT_ENV}={raw!r} must be between 0 and 3600 seconds")
+        timeout = waits.seconds(env, READ_TIMEOUT_ENV, READ_TIMEOUT, StorageError)
         return cls(MappingProxyType(found), timeout)
 
     @property
