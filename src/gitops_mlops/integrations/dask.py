@@ -238,7 +238,7 @@ def _ask_scheduler(dask: DaskSettings, connection: Mapping[str, Any]) -> None:
 
     try:
         answer = asyncio.run(bounded())
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # one class from Python 3.11, two before
         raise DaskError(
             dask.about_address(
                 f"the Dask scheduler at {dask.address} accepted the connection but did not "
