@@ -124,8 +124,11 @@ def test_s3_options_come_from_the_environment_mapping() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("gcsfs") is not None, reason="gcsfs is installed")
 def test_a_missing_extra_says_what_to_install() -> None:
     store = storage.Store.for_url("gs://bucket/train.csv", storage.StorageSettings({}))
-    with pytest.raises(storage.StorageError, match=r"pip install 'gitops-mlops\[gs\]'"):
-        storage.head(store)
+    with (
+        pytest.raises(storage.StorageError, match=r"pip install 'gitops-mlops\[gs\]'"),
+        storage.from_start(store),
+    ):
+        pass
 
 
 def test_storage_settings_hold_only_the_stores_variables() -> None:

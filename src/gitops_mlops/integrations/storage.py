@@ -303,10 +303,3 @@ def random_access(store: Store) -> Iterator[IO[bytes]]:
                 f"{data_url.display(store.url)}: the server does not answer range requests, "
                 "which reading only a Parquet file's footer needs"
             ) from None
-
-
-def head(store: Store, limit: int = 2**16) -> bytes:
-    """The object's first `limit` bytes (a CSV header)."""
-    with from_start(store) as handle:
-        data: bytes = handle.read(limit)
-        return data
