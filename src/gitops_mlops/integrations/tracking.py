@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from gitops_mlops import data_url
 from gitops_mlops.errors import MlopsError
 
 URI_ENV = "MLFLOW_TRACKING_URI"
@@ -59,7 +60,7 @@ def display(uri: str) -> str:
         head, slash, rest = uri.partition("/")
         bare = head.rpartition("@")[2] + slash + rest
         return bare.split("?")[0].split("#")[0]
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return data_url.display(uri)
 
 
 def tracking_uri(env: Mapping[str, str]) -> str | None:
